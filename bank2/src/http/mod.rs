@@ -1,0 +1,24 @@
+//! bank2's HTTP API: one module per resource, merged here.
+
+mod accounts;
+mod admin;
+mod credits;
+mod health;
+mod quarantine;
+
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(accounts::routes())
+        .merge(credits::routes())
+        .merge(quarantine::routes())
+        .merge(admin::routes())
+        .merge(health::routes())
+        .fallback(|| async { common::api_error::ApiError::not_found("not_found", "no such endpoint") })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

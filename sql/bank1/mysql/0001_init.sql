@@ -1,0 +1,34 @@
+-- bank1 (sender) schema, MySQL / MariaDB. Money is BIGINT minor units (cents).
+CREATE TABLE account_info (
+    account_no   VARCHAR(32)  NOT NULL PRIMARY KEY,
+    account_name VARCHAR(128) NOT NULL,
+    balance      BIGINT       NOT NULL,
+    CONSTRAINT balance_not_negative CHECK (balance >= 0)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- One row per transfer number: COMMITTED (debited, message committed or to be committed) or
+-- ROLLED_BACK (nothing debited; also the tombstone a check-back writes for "no such transfer").
+-- seq orders the reconciliation feed; it is taken when the row is inserted, before commit.
+CREATE TABLE transfer (
+    seq          BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    tx_no        VARCHAR(36)  NOT NULL,
+    from_account VARCHAR(32)  NOT NULL,
+    to_account   VARCHAR(32)  NOT NULL,
+    amount       BIGINT       NOT NULL,
+    status       VARCHAR(16)  NOT NULL,
+    reason       VARCHAR(255) NULL,
+    created_at   BIGINT       NOT NULL,
+    UNIQUE KEY uk_transfer_tx_no (tx_no)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Idempotency-Key header: the first result of a POST, replayed for retries.
+CREATE TABLE idempotency_key (
+    idem_key        VARCHAR(255) NOT NULL PRIMARY KEY,
+    request_hash    VARCHAR(255) NOT NULL,
+    tx_no           VARCHAR(36)  NOT NULL,
+    response_status INT          NULL,
+    response_body   TEXT         NULL,
+    created_at      BIGINT       NOT NULL
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+INSERT INTO account_info (account_no, account_name, balance) VALUES ('1', '张三', 100000);

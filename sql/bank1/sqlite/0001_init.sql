@@ -1,0 +1,32 @@
+-- bank1 (sender) schema, SQLite. Money is INTEGER minor units (cents).
+CREATE TABLE account_info (
+    account_no   TEXT    PRIMARY KEY,
+    account_name TEXT    NOT NULL,
+    balance      INTEGER NOT NULL CHECK (balance >= 0)
+);
+
+-- One row per transfer number: COMMITTED (debited, message committed or to be committed) or
+-- ROLLED_BACK (nothing debited; also the tombstone a check-back writes for "no such transfer").
+-- seq orders the reconciliation feed; it is taken when the row is inserted, before commit.
+CREATE TABLE transfer (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    tx_no        TEXT    NOT NULL UNIQUE,
+    from_account TEXT    NOT NULL,
+    to_account   TEXT    NOT NULL,
+    amount       INTEGER NOT NULL,
+    status       TEXT    NOT NULL CHECK (status IN ('COMMITTED', 'ROLLED_BACK')),
+    reason       TEXT,
+    created_at   INTEGER NOT NULL
+);
+
+-- Idempotency-Key header: the first result of a POST, replayed for retries.
+CREATE TABLE idempotency_key (
+    idem_key        TEXT    PRIMARY KEY,
+    request_hash    TEXT    NOT NULL,
+    tx_no           TEXT    NOT NULL,
+    response_status INTEGER,
+    response_body   TEXT,
+    created_at      INTEGER NOT NULL
+);
+
+INSERT INTO account_info (account_no, account_name, balance) VALUES ('1', '张三', 100000);

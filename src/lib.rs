@@ -1,0 +1,13 @@
+//! bank-transfer — the one-command local stack of the bank1 → bank2 transfer over RocketMQ.
+//!
+//! - [`servers`]: the rocketmq-rust name server and broker, run inside child processes of
+//!   this binary (hidden `namesrv` / `broker` subcommands), with the broker knobs we expose.
+//! - [`children`]: owning those child processes (ready line, graceful stop, crash).
+//! - [`topics`]: creating the transfer topic through the admin API.
+//! - [`stack`]: `cargo run --release` — servers, topic, bank1 and bank2, until Ctrl-C.
+#![recursion_limit = "512"]
+
+pub mod children;
+pub mod servers;
+pub mod stack;
+pub mod topics;

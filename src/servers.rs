@@ -1,0 +1,266 @@
+//! The RocketMQ name server and broker, run from the `rocketmq-namesrv` / `rocketmq-broker`
+//! crates inside a child process of this binary (`bank-transfer namesrv|broker …`, hidden
+//! subcommands). A child prints [`READY_LINE`] once it serves, and stops when told to
+//! (SIGTERM / Ctrl-C) or when its parent goes away (its stdin, a pipe from the parent,
+//! reaches EOF) — so no broker outlives the stack that started it.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use rocketmq_broker::config::broker_config::BrokerConfig;
+use rocketmq_broker::config::validated::ValidatedBrokerConfig;
+use rocketmq_observability::{TelemetryHandle, TelemetryRuntimeGuard};
+use rocketmq_runtime::RuntimeContext;
+use rocketmq_store::MessageStoreConfig;
+use rocketmq_transport::api::ServerConfig;
+
+/// What a child prints on stdout once it accepts connections.
+pub const READY_LINE: &str = "BANK_TRANSFER_SERVER_READY";
+
+/// RocketMQ's default delay-level ladder (18 levels; retries start at level 3).
+pub const DEFAULT_DELAY_LEVELS: &str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
+
+/// Name-server settings (`bank-transfer namesrv`).
+#[derive(Debug, Clone, Args)]
+pub struct NamesrvArgs {
+    /// Port to listen on (127.0.0.1 unless --bind says otherwise).
+    #[arg(long, default_value_t = 9876)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Directory for the name server's small state files.
+    #[arg(long)]
+    pub home: PathBuf,
+}
+
+/// Broker settings (`bank-transfer broker`). Broker knobs that tests and demos change are
+/// flags here; anything left out keeps the rocketmq-rust default (= RocketMQ's).
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// Name server address (host:port).
+    #[arg(long, default_value = "127.0.0.1:9876")]
+    pub namesrv: String,
+    /// Client port; the broker also binds port-2 ("fast" channel) and port+1 (HA).
+    #[arg(long, default_value_t = 10911)]
+    pub port: u16,
+    /// Address to bind and to advertise to clients.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Address advertised to clients when it differs from --bind (e.g. a container name).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Store root (commit log, consume queues, index, offsets).
+    #[arg(long)]
+    pub store: PathBuf,
+    #[command(flatten)]
+    pub tuning: BrokerTuning,
+}
+
+/// The broker settings the stack exposes (`--message-delay-level` etc.).
+#[derive(Debug, Clone, Default, Args)]
+pub struct BrokerTuning {
+    /// Retry ladder: 18 delays with units s/m/h/d. Default: RocketMQ's
+    /// "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h".
+    #[arg(long, env = "BANK_TRANSFER_MESSAGE_DELAY_LEVEL")]
+    pub message_delay_level: Option<String>,
+    /// Milliseconds a half message waits before the broker may check it back (default 6000).
+    #[arg(long, env = "BANK_TRANSFER_TRANSACTION_TIMEOUT")]
+    pub transaction_timeout: Option<u64>,
+    /// Milliseconds between the broker's check-back scans (default 30000).
+    #[arg(long, env = "BANK_TRANSFER_TRANSACTION_CHECK_INTERVAL")]
+    pub transaction_check_interval: Option<u64>,
+    /// Check-backs before an undecided half message is dropped (default 15).
+    #[arg(long, env = "BANK_TRANSFER_TRANSACTION_CHECK_MAX")]
+    pub transaction_check_max: Option<u32>,
+    /// Keep the store small (64 MiB commit-log segments, small index): for demos and tests.
+    /// Production brokers keep the 1 GiB default.
+    #[arg(long, env = "BANK_TRANSFER_SMALL_STORE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub small_store: bool,
+}
+
+impl BrokerTuning {
+    /// Command-line form, to hand the same settings to a broker child.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(v) = &self.message_delay_level {
+            out.extend(["--message-delay-level".into(), v.clone()]);
+        }
+        if let Some(v) = self.transaction_timeout {
+            out.extend(["--transaction-timeout".into(), v.to_string()]);
+        }
+        if let Some(v) = self.transaction_check_interval {
+            out.extend(["--transaction-check-interval".into(), v.to_string()]);
+        }
+        if let Some(v) = self.transaction_check_max {
+            out.extend(["--transaction-check-max".into(), v.to_string()]);
+        }
+        out.extend(["--small-store".into(), self.small_store.to_string()]);
+        out
+    }
+
+    /// Checks the ladder before any process starts: 18 levels of `<n>(s|m|h|d)`.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(levels) = &self.message_delay_level {
+            let parts: Vec<&str> = levels.split_whitespace().collect();
+            anyhow::ensure!(parts.len() == 18, "--message-delay-level needs 18 delays, got {}", parts.len());
+            for p in parts {
+                let (n, unit) = p.split_at(p.len().saturating_sub(1));
+                let ok = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && matches!(unit, "s" | "m" | "h" | "d");
+                anyhow::ensure!(ok, "--message-delay-level: {p:?} is not a delay like 10s, 1m, 2h");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Completes when the parent closes our stdin (it exited or dropped us).
+async fn parent_gone() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    loop {
+        match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn stop_requested() {
+    tokio::select! {
+        () = common::shutdown::shutdown_signal() => {},
+        () = parent_gone() => {},
+    }
+}
+
+fn init_remoting() -> anyhow::Result<()> {
+    rocketmq_protocol::protocol::remoting_command_facade::initialize_remoting_defaults(
+        rocketmq_model::version::CURRENT_VERSION as i32,
+    )
+    .map_err(|e| anyhow::anyhow!("initialising RocketMQ remoting defaults: {e}"))
+}
+
+/// Runs a name server until stopped.
+pub async fn run_namesrv(args: NamesrvArgs) -> anyhow::Result<()> {
+    init_remoting()?;
+    std::fs::create_dir_all(&args.home).with_context(|| format!("creating {}", args.home.display()))?;
+    let home = args.home.to_string_lossy().into_owned();
+    let config = rocketmq_namesrv::NamesrvConfig {
+        rocketmq_home: home.clone(),
+        kv_config_path: args.home.join("kvConfig.json").to_string_lossy().into_owned(),
+        config_store_path: args.home.join("namesrv.properties").to_string_lossy().into_owned(),
+        ..rocketmq_namesrv::NamesrvConfig::default()
+    };
+    let server = ServerConfig { bind_address: args.bind.clone(), listen_port: u32::from(args.port), ..ServerConfig::default() };
+    let ctx = RuntimeContext::from_current("bank-transfer-namesrv").service_context("namesrv");
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let port = args.port;
+    let bind = args.bind.clone();
+    tokio::spawn(async move {
+        let addr = if bind == "0.0.0.0" { "127.0.0.1".to_string() } else { bind };
+        loop {
+            if tokio::net::TcpStream::connect((addr.as_str(), port)).await.is_ok() {
+                let _ = ready_tx.send(());
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let boot = rocketmq_namesrv::bootstrap::Builder::new(ctx, TelemetryHandle::noop())
+        .set_name_server_config(config)
+        .set_server_config(server)
+        .build()
+        .boot_with_shutdown(stop_requested());
+    tokio::pin!(boot);
+    tokio::select! {
+        r = &mut boot => return r.map_err(|e| anyhow::anyhow!("name server failed: {e}")),
+        _ = ready_rx => println!("{READY_LINE}"),
+    }
+    boot.await.map_err(|e| anyhow::anyhow!("name server failed: {e}"))
+}
+
+/// Builds the broker's validated configuration from our flags.
+pub fn broker_config(args: &BrokerArgs) -> anyhow::Result<ValidatedBrokerConfig> {
+    args.tuning.validate()?;
+    std::fs::create_dir_all(&args.store).with_context(|| format!("creating {}", args.store.display()))?;
+    let root = args.store.to_string_lossy().into_owned();
+    let advertise = args.advertise.clone().unwrap_or_else(|| args.bind.clone());
+    let mut broker = BrokerConfig {
+        broker_ip1: advertise.into(),
+        listen_port: u32::from(args.port),
+        store_path_root_dir: root.clone().into(),
+        namesrv_addr: Some(args.namesrv.clone().into()),
+        auto_create_topic_enable: true,
+        auto_create_subscription_group: true,
+        ..BrokerConfig::default()
+    };
+    broker.broker_server_config.bind_address = args.bind.clone();
+    broker.broker_server_config.listen_port = u32::from(args.port);
+    let t = &args.tuning;
+    if let Some(v) = t.transaction_timeout {
+        broker.transaction_timeout = v;
+    }
+    if let Some(v) = t.transaction_check_interval {
+        broker.transaction_check_interval = v;
+    }
+    if let Some(v) = t.transaction_check_max {
+        broker.transaction_check_max = v;
+    }
+    let bind_ip: IpAddr = args.bind.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut store = MessageStoreConfig {
+        store_path_root_dir: root.into(),
+        ha_listen_address: bind_ip,
+        ha_listen_port: usize::from(args.port) + 1,
+        ..MessageStoreConfig::default()
+    };
+    if let Some(levels) = &t.message_delay_level {
+        store.message_delay_level = levels.clone();
+    }
+    if t.small_store {
+        store.mapped_file_size_commit_log = 64 * 1024 * 1024;
+        store.mapped_file_size_timer_log = 8 * 1024 * 1024;
+        store.max_hash_slot_num = 100_000;
+        store.max_index_num = 400_000;
+    }
+    ValidatedBrokerConfig::try_from_parts(broker, store).map_err(|e| anyhow::anyhow!("invalid broker configuration: {e}"))
+}
+
+/// Runs a broker until stopped.
+pub async fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
+    init_remoting()?;
+    let config = broker_config(&args)?;
+    let ctx = RuntimeContext::from_current("bank-transfer-broker").service_context("broker");
+    let running = rocketmq_broker::Builder::new(ctx, TelemetryRuntimeGuard::noop())
+        .with_validated_config(config)
+        .build()
+        .initialize()
+        .await
+        .map_err(|e| anyhow::anyhow!("broker initialisation failed: {e}"))?
+        .start()
+        .await
+        .map_err(|e| anyhow::anyhow!("broker start failed: {e}"))?;
+    println!("{READY_LINE}");
+    stop_requested().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_ladder_is_checked() {
+        let mut t = BrokerTuning { message_delay_level: Some(vec!["1s"; 18].join(" ")), ..Default::default() };
+        assert!(t.validate().is_ok());
+        t.message_delay_level = Some(DEFAULT_DELAY_LEVELS.into());
+        assert!(t.validate().is_ok());
+        t.message_delay_level = Some("1s 2s".into());
+        assert!(t.validate().is_err());
+        t.message_delay_level = Some(vec!["1x"; 18].join(" "));
+        assert!(t.validate().is_err());
+    }
+}

@@ -23,11 +23,21 @@ pub struct ChildServer {
 impl ChildServer {
     /// Spawns `exe args…`, appends its output to `log`, and waits (up to `ready_within`) for
     /// the ready line.
-    pub async fn spawn(name: &str, exe: &Path, args: &[String], log: &Path, ready_within: Duration) -> anyhow::Result<Self> {
+    pub async fn spawn(
+        name: &str,
+        exe: &Path,
+        args: &[String],
+        log: &Path,
+        ready_within: Duration,
+    ) -> anyhow::Result<Self> {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let err_log = std::fs::OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("opening {}", log.display()))?;
+        let err_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
         let mut child = Command::new(exe)
             .args(args)
             .env("RUST_LOG", std::env::var("BANK_TRANSFER_BROKER_LOG").unwrap_or_else(|_| "warn".into()))

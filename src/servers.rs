@@ -108,7 +108,8 @@ impl BrokerTuning {
             anyhow::ensure!(parts.len() == 18, "--message-delay-level needs 18 delays, got {}", parts.len());
             for p in parts {
                 let (n, unit) = p.split_at(p.len().saturating_sub(1));
-                let ok = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && matches!(unit, "s" | "m" | "h" | "d");
+                let ok =
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && matches!(unit, "s" | "m" | "h" | "d");
                 anyhow::ensure!(ok, "--message-delay-level: {p:?} is not a delay like 10s, 1m, 2h");
             }
         }
@@ -154,7 +155,8 @@ pub async fn run_namesrv(args: NamesrvArgs) -> anyhow::Result<()> {
         config_store_path: args.home.join("namesrv.properties").to_string_lossy().into_owned(),
         ..rocketmq_namesrv::NamesrvConfig::default()
     };
-    let server = ServerConfig { bind_address: args.bind.clone(), listen_port: u32::from(args.port), ..ServerConfig::default() };
+    let server =
+        ServerConfig { bind_address: args.bind.clone(), listen_port: u32::from(args.port), ..ServerConfig::default() };
     let ctx = RuntimeContext::from_current("bank-transfer-namesrv").service_context("namesrv");
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let port = args.port;
@@ -225,7 +227,8 @@ pub fn broker_config(args: &BrokerArgs) -> anyhow::Result<ValidatedBrokerConfig>
         store.max_hash_slot_num = 100_000;
         store.max_index_num = 400_000;
     }
-    ValidatedBrokerConfig::try_from_parts(broker, store).map_err(|e| anyhow::anyhow!("invalid broker configuration: {e}"))
+    ValidatedBrokerConfig::try_from_parts(broker, store)
+        .map_err(|e| anyhow::anyhow!("invalid broker configuration: {e}"))
 }
 
 /// Runs a broker until stopped.

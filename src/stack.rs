@@ -54,7 +54,14 @@ pub struct Servers {
 
 impl Servers {
     /// Starts both under `dir` (`namesrv/`, `broker/`, `logs/`) and creates `topic`.
-    pub async fn start(exe: &Path, dir: &Path, namesrv_port: u16, broker_port: u16, tuning: &BrokerTuning, topic: &str) -> anyhow::Result<Self> {
+    pub async fn start(
+        exe: &Path,
+        dir: &Path,
+        namesrv_port: u16,
+        broker_port: u16,
+        tuning: &BrokerTuning,
+        topic: &str,
+    ) -> anyhow::Result<Self> {
         tuning.validate()?;
         let dir = std::path::absolute(dir).context("resolving the data directory")?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -62,7 +69,13 @@ impl Servers {
         let namesrv = ChildServer::spawn(
             "namesrv",
             exe,
-            &["namesrv".into(), "--port".into(), namesrv_port.to_string(), "--home".into(), dir.join("namesrv").display().to_string()],
+            &[
+                "namesrv".into(),
+                "--port".into(),
+                namesrv_port.to_string(),
+                "--home".into(),
+                dir.join("namesrv").display().to_string(),
+            ],
             &dir.join("logs/namesrv.log"),
             READY_WITHIN,
         )
@@ -100,7 +113,13 @@ impl Servers {
     }
 }
 
-async fn spawn_broker(exe: &Path, dir: &Path, namesrv_addr: &str, port: u16, tuning: &BrokerTuning) -> anyhow::Result<ChildServer> {
+async fn spawn_broker(
+    exe: &Path,
+    dir: &Path,
+    namesrv_addr: &str,
+    port: u16,
+    tuning: &BrokerTuning,
+) -> anyhow::Result<ChildServer> {
     let mut args: Vec<String> = vec![
         "broker".into(),
         "--namesrv".into(),
@@ -127,7 +146,9 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut bank1_settings = bank1::Settings::from_env();
     let mut bank2_settings = bank2::Settings::from_env();
-    let servers = Servers::start(&exe, &data_dir, args.namesrv_port, args.broker_port, &args.broker, &bank1_settings.topic).await?;
+    let servers =
+        Servers::start(&exe, &data_dir, args.namesrv_port, args.broker_port, &args.broker, &bank1_settings.topic)
+            .await?;
 
     bank1_settings.listen = args.bank1_listen;
     bank1_settings.namesrv_addr = servers.namesrv_addr.clone();

@@ -64,7 +64,8 @@ impl App {
         });
         let mq = MqRuntime::new("bank1")?;
         let publisher = Publisher::start(&mq, &settings, db.pool.clone(), faults.clone()).await?;
-        let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let listener =
+            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         let state = AppState { db, publisher, faults, settings: Arc::new(settings) };
         Ok(Self { listener, state, mq })
     }

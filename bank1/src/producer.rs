@@ -63,7 +63,11 @@ struct Listener {
 }
 
 impl TransactionListener for Listener {
-    fn execute_local_transaction(&self, _msg: &dyn MessageTrait, arg: Option<&(dyn Any + Send + Sync)>) -> LocalTransactionState {
+    fn execute_local_transaction(
+        &self,
+        _msg: &dyn MessageTrait,
+        arg: Option<&(dyn Any + Send + Sync)>,
+    ) -> LocalTransactionState {
         let Some(arg) = arg.and_then(|a| a.downcast_ref::<LocalTxArg>()) else {
             tracing::error!("half message without its local-transaction argument; leaving it to the check-back");
             return LocalTransactionState::Unknown;
@@ -93,7 +97,6 @@ fn answer(outcome: &LocalOutcome, msg: &TransferMessage, faults: Faults) -> Loca
         LocalOutcome::Failed(_) => LocalTransactionState::Unknown,
     }
 }
-
 
 /// The local transaction: claim the tx_no with a COMMITTED row, debit conditionally, commit —
 /// all in ONE database transaction. Refusals roll back and leave a ROLLED_BACK row.
@@ -150,7 +153,13 @@ pub async fn check_back(pool: &AnyPool, msg: &MessageExt) -> LocalTransactionSta
                 return LocalTransactionState::RollbackMessage;
             };
             fallback = tx_no;
-            NewTransfer { tx_no: fallback.as_str(), from_account: "", to_account: "", amount: 0, created_at: common::now_ms() }
+            NewTransfer {
+                tx_no: fallback.as_str(),
+                from_account: "",
+                to_account: "",
+                amount: 0,
+                created_at: common::now_ms(),
+            }
         }
     };
     match store::tombstone(pool, &t, "check-back: no local transaction committed").await {
@@ -200,7 +209,10 @@ impl Publisher {
             .build()
             .map_err(|e| e.to_string())?;
         let producer = self.producer.read().await;
-        let r = producer.send_message_in_transaction::<LocalTxArg, _>(message, Some(arg)).await.map_err(|e| e.to_string())?;
+        let r = producer
+            .send_message_in_transaction::<LocalTxArg, _>(message, Some(arg))
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(r.local_transaction_state.unwrap_or(LocalTransactionState::Unknown))
     }
 

@@ -6,7 +6,10 @@ use clap::Parser;
 use common::money::Threshold;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "bank1", about = "bank1: debits the sender and publishes the transfer as a RocketMQ transactional message")]
+#[command(
+    name = "bank1",
+    about = "bank1: debits the sender and publishes the transfer as a RocketMQ transactional message"
+)]
 pub struct Settings {
     /// HTTP listen address (port 0 picks a free port).
     #[arg(long, env = "BANK1_LISTEN", default_value = "127.0.0.1:56081")]

@@ -78,7 +78,12 @@ impl<'a> NewTransfer<'a> {
 /// Inserts the transfer row; fails with a unique violation when the tx_no is taken (e.g. by
 /// a check-back tombstone), which is how an in-flight local transaction learns it lost.
 #[tracing::instrument(skip(conn, t), fields(tx_no = %t.tx_no))]
-pub async fn insert_transfer(conn: &mut AnyConnection, t: &NewTransfer<'_>, status: &str, reason: Option<&str>) -> sqlx::Result<()> {
+pub async fn insert_transfer(
+    conn: &mut AnyConnection,
+    t: &NewTransfer<'_>,
+    status: &str,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO transfer (tx_no, from_account, to_account, amount, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )

@@ -27,13 +27,16 @@ pub struct TransferRequest {
 impl TransferRequest {
     /// Validates a JSON body field by field, naming the first problem.
     pub fn from_json(v: &Value) -> Result<Self, ApiError> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ApiError::unprocessable("invalid_request", "body must be a JSON object"))?;
+        let obj =
+            v.as_object().ok_or_else(|| ApiError::unprocessable("invalid_request", "body must be a JSON object"))?;
         let account = |field: &str| -> Result<AccountNo, ApiError> {
             match obj.get(field) {
-                None | Some(Value::Null) => Err(ApiError::unprocessable("invalid_account", format!("{field} is required"))),
-                Some(Value::String(s)) => AccountNo::parse(s).map_err(|e| ApiError::unprocessable("invalid_account", format!("{field}: {e}"))),
+                None | Some(Value::Null) => {
+                    Err(ApiError::unprocessable("invalid_account", format!("{field} is required")))
+                }
+                Some(Value::String(s)) => {
+                    AccountNo::parse(s).map_err(|e| ApiError::unprocessable("invalid_account", format!("{field}: {e}")))
+                }
                 Some(_) => Err(ApiError::unprocessable("invalid_account", format!("{field} must be a string"))),
             }
         };
@@ -41,7 +44,9 @@ impl TransferRequest {
         let to_account = account("to_account")?;
         let amount = match obj.get("amount") {
             None | Some(Value::Null) => return Err(ApiError::unprocessable("invalid_amount", "amount is required")),
-            Some(Value::String(s)) => Amount::parse(s).map_err(|e| ApiError::unprocessable("invalid_amount", e.to_string()))?,
+            Some(Value::String(s)) => {
+                Amount::parse(s).map_err(|e| ApiError::unprocessable("invalid_amount", e.to_string()))?
+            }
             Some(_) => {
                 return Err(ApiError::unprocessable(
                     "invalid_amount",
@@ -105,10 +110,19 @@ fn message_state(s: LocalTransactionState) -> &'static str {
 /// Cheap refusals before any half message is sent (the debit re-checks atomically).
 pub async fn precheck(state: &AppState, req: &TransferRequest) -> Result<()> {
     match store::account(&state.db.pool, &req.from_account).await? {
-        None => Err(ApiError::unprocessable("unknown_account", format!("account {} does not exist at bank1", req.from_account)).into()),
+        None => Err(ApiError::unprocessable(
+            "unknown_account",
+            format!("account {} does not exist at bank1", req.from_account),
+        )
+        .into()),
         Some(a) if a.balance < req.amount.minor() => Err(ApiError::unprocessable(
             "insufficient_funds",
-            format!("account {} has {}, needs {}", req.from_account, common::money::format_minor(a.balance), req.amount),
+            format!(
+                "account {} has {}, needs {}",
+                req.from_account,
+                common::money::format_minor(a.balance),
+                req.amount
+            ),
         )
         .into()),
         Some(_) => Ok(()),
@@ -147,17 +161,24 @@ pub async fn execute(state: &AppState, req: &TransferRequest, tx_no: TxNo) -> Re
             format!("account {} has insufficient funds", req.from_account),
         )
         .into()),
-        (_, Some((LocalOutcome::Refused(Refusal::UnknownAccount), _))) => {
-            Err(ApiError::unprocessable("unknown_account", format!("account {} does not exist at bank1", req.from_account)).into())
+        (_, Some((LocalOutcome::Refused(Refusal::UnknownAccount), _))) => Err(ApiError::unprocessable(
+            "unknown_account",
+            format!("account {} does not exist at bank1", req.from_account),
+        )
+        .into()),
+        (_, Some((LocalOutcome::Refused(r), answered))) => {
+            Ok(view(store::ROLLED_BACK, Some(r.reason().to_owned()), Some(answered)))
         }
-        (_, Some((LocalOutcome::Refused(r), answered))) => Ok(view(store::ROLLED_BACK, Some(r.reason().to_owned()), Some(answered))),
         (Err(e), None) => {
             // The broker never ran our local transaction: nothing was debited. A tombstone makes
             // that final in case the half message did land and is checked back later.
-            let _ = store::tombstone(&state.db.pool, &NewTransfer::of(&msg), "half message not accepted by the broker").await;
+            let _ = store::tombstone(&state.db.pool, &NewTransfer::of(&msg), "half message not accepted by the broker")
+                .await;
             Err(Error::Unavailable(format!("the message broker is unavailable ({e}); nothing was debited")))
         }
-        (Ok(answered), None) | (Ok(answered), Some((LocalOutcome::Failed(_), _))) => resolve(state, &msg, answered, view).await,
+        (Ok(answered), None) | (Ok(answered), Some((LocalOutcome::Failed(_), _))) => {
+            resolve(state, &msg, answered, view).await
+        }
         (Err(_), Some((LocalOutcome::Failed(_), answered))) => resolve(state, &msg, answered, view).await,
     }
 }
@@ -174,7 +195,11 @@ async fn resolve(
         Ok(row) => Ok(view(&row.status, row.reason, Some(answered))),
         Err(e) => {
             tracing::error!(tx_no = %msg.tx_no, error = %e, "outcome unknown; the check-back will settle it");
-            Ok(view("UNKNOWN", Some("bank1 could not read its own outcome; see GET /api/transfers/{tx_no}".into()), Some(answered)))
+            Ok(view(
+                "UNKNOWN",
+                Some("bank1 could not read its own outcome; see GET /api/transfers/{tx_no}".into()),
+                Some(answered),
+            ))
         }
     }
 }
@@ -182,8 +207,11 @@ async fn resolve(
 fn fault_note(answered: LocalTransactionState) -> Option<String> {
     match answered {
         LocalTransactionState::CommitMessage => None,
-        LocalTransactionState::Unknown => Some("answered UNKNOWN to the broker; its check-back will commit the message".into()),
-        LocalTransactionState::RollbackMessage => Some("injected fault: message lost (half message rolled back)".into()),
+        LocalTransactionState::Unknown => {
+            Some("answered UNKNOWN to the broker; its check-back will commit the message".into())
+        }
+        LocalTransactionState::RollbackMessage => {
+            Some("injected fault: message lost (half message rolled back)".into())
+        }
     }
 }
-

@@ -16,6 +16,7 @@ use tokio::runtime::Handle;
 
 use crate::credit::{self, CreditOutcome, Source};
 use crate::faults::FaultSwitch;
+use crate::metrics::Metrics;
 use crate::store::{self, Quarantined};
 
 /// RocketMQ's client-side unique message id: stable across redeliveries, unlike `msg_id`.
@@ -24,14 +25,19 @@ const UNIQ_KEY: &str = "UNIQ_KEY";
 struct Listener {
     pool: AnyPool,
     faults: FaultSwitch,
+    metrics: Metrics,
     handle: Handle,
 }
 
 impl MessageListenerConcurrently for Listener {
-    fn consume_message(&self, msgs: &[&MessageExt], _ctx: &ConsumeConcurrentlyContext) -> ClientResult<ConsumeConcurrentlyStatus> {
+    fn consume_message(
+        &self,
+        msgs: &[&MessageExt],
+        _ctx: &ConsumeConcurrentlyContext,
+    ) -> ClientResult<ConsumeConcurrentlyStatus> {
         let mut status = ConsumeConcurrentlyStatus::ConsumeSuccess;
         for msg in msgs {
-            if !self.handle.block_on(handle_message(&self.pool, &self.faults, msg)) {
+            if !self.handle.block_on(handle_message(&self.pool, &self.faults, &self.metrics, msg)) {
                 status = ConsumeConcurrentlyStatus::ReconsumeLater;
             }
         }
@@ -47,7 +53,7 @@ pub fn message_key(msg: &MessageExt) -> String {
 }
 
 /// Handles one delivery; true = done (ack), false = try again later.
-pub async fn handle_message(pool: &AnyPool, faults: &FaultSwitch, msg: &MessageExt) -> bool {
+pub async fn handle_message(pool: &AnyPool, faults: &FaultSwitch, metrics: &Metrics, msg: &MessageExt) -> bool {
     let body = msg.body().unwrap_or_default();
     let keys = msg.get_keys().map(|k| k.to_string()).unwrap_or_default();
     let parsed = TransferMessage::parse(&body).and_then(|m| {
@@ -70,7 +76,10 @@ pub async fn handle_message(pool: &AnyPool, faults: &FaultSwitch, msg: &MessageE
             };
             tracing::warn!(msg_id = %q.msg_id, reason = %q.reason, "quarantining a message that can never be applied");
             return match store::quarantine(pool, &q).await {
-                Ok(()) => true,
+                Ok(()) => {
+                    metrics.quarantined();
+                    true
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "could not quarantine; the broker will redeliver");
                     false
@@ -79,7 +88,9 @@ pub async fn handle_message(pool: &AnyPool, faults: &FaultSwitch, msg: &MessageE
         }
     };
     let reconsume_times = msg.reconsume_times();
-    match credit::apply(pool, faults.get(), &transfer, Source::Mq).await {
+    let outcome = credit::apply(pool, faults.get(), &transfer, Source::Mq).await;
+    metrics.record(Source::Mq, &outcome);
+    match outcome {
         CreditOutcome::Credited => {
             tracing::info!(tx_no = %transfer.tx_no, reconsume_times, amount = %transfer.amount, "credited");
             true
@@ -90,7 +101,10 @@ pub async fn handle_message(pool: &AnyPool, faults: &FaultSwitch, msg: &MessageE
         }
         CreditOutcome::Failed(error) => {
             tracing::warn!(tx_no = %transfer.tx_no, reconsume_times, %error, "credit failed; asking for redelivery");
-            if let Err(e) = store::record_attempt(pool, transfer.tx_no.as_str(), reconsume_times, msg.msg_id().as_str(), &error).await {
+            if let Err(e) =
+                store::record_attempt(pool, transfer.tx_no.as_str(), reconsume_times, msg.msg_id().as_str(), &error)
+                    .await
+            {
                 tracing::error!(tx_no = %transfer.tx_no, error = %e, "could not record the failed attempt");
             }
             false
@@ -104,7 +118,13 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub async fn start(rt: &common::mq::MqRuntime, settings: &crate::Settings, pool: AnyPool, faults: FaultSwitch) -> anyhow::Result<Self> {
+    pub async fn start(
+        rt: &common::mq::MqRuntime,
+        settings: &crate::Settings,
+        pool: AnyPool,
+        faults: FaultSwitch,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         let mut inner = DefaultMQPushConsumer::builder(rt.client())
             .consumer_group(settings.consumer_group.clone())
             .name_server_addr(settings.namesrv_addr.clone())
@@ -117,7 +137,7 @@ impl Consumer {
             .subscribe(settings.topic.as_str(), "*")
             .await
             .map_err(|e| anyhow::anyhow!("subscribing to {}: {e}", settings.topic))?;
-        inner.register_message_listener_concurrently(Listener { pool, faults, handle: Handle::current() });
+        inner.register_message_listener_concurrently(Listener { pool, faults, metrics, handle: Handle::current() });
         inner.start().await.map_err(|e| anyhow::anyhow!("starting the push consumer: {e}"))?;
         Ok(Self { inner })
     }

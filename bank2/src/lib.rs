@@ -5,6 +5,7 @@
 //! - [`store`]: the SQL (accounts, dedup rows, attempts, quarantine).
 //! - [`credit`]: the one credit path every deliverer uses, with the fault check.
 //! - [`consumer`]: the RocketMQ push consumer.
+//! - [`metrics`]: counters behind `GET /metrics`.
 //! - [`faults`]: operator fault injection by amount threshold.
 //! - [`http`]: the API (`/api/accounts`, `/api/credits`, `/api/quarantine`, `/admin/faults`,
 //!   `/health`).
@@ -15,6 +16,7 @@ pub mod consumer;
 pub mod credit;
 pub mod faults;
 pub mod http;
+pub mod metrics;
 pub mod settings;
 pub mod store;
 
@@ -28,12 +30,14 @@ use tokio::net::TcpListener;
 
 use crate::consumer::Consumer;
 use crate::faults::{FaultSwitch, Faults};
+use crate::metrics::Metrics;
 pub use crate::settings::Settings;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub faults: FaultSwitch,
+    pub metrics: Metrics,
     pub settings: Arc<Settings>,
 }
 
@@ -56,9 +60,11 @@ impl App {
         .await?;
         let faults = FaultSwitch::new(Faults { consume_fail_at_least: settings.consume_fail_at_least });
         let mq = MqRuntime::new("bank2")?;
-        let consumer = Consumer::start(&mq, &settings, db.pool.clone(), faults.clone()).await?;
-        let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-        let state = AppState { db, faults, settings: Arc::new(settings) };
+        let metrics = Metrics::default();
+        let consumer = Consumer::start(&mq, &settings, db.pool.clone(), faults.clone(), metrics.clone()).await?;
+        let listener =
+            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let state = AppState { db, faults, metrics, settings: Arc::new(settings) };
         Ok(Self { listener, state, consumer, mq })
     }
 

@@ -85,7 +85,13 @@ pub async fn add_balance(conn: &mut AnyConnection, to: &str, amount: i64) -> sql
 }
 
 #[tracing::instrument(skip(pool, error))]
-pub async fn record_attempt(pool: &AnyPool, tx_no: &str, reconsume_times: i32, msg_id: &str, error: &str) -> sqlx::Result<()> {
+pub async fn record_attempt(
+    pool: &AnyPool,
+    tx_no: &str,
+    reconsume_times: i32,
+    msg_id: &str,
+    error: &str,
+) -> sqlx::Result<()> {
     let error: String = error.chars().take(1000).collect();
     sqlx::query("INSERT INTO delivery_attempt (tx_no, reconsume_times, msg_id, error, at) VALUES (?, ?, ?, ?, ?)")
         .bind(tx_no)
@@ -129,8 +135,10 @@ pub async fn quarantine(pool: &AnyPool, q: &Quarantined) -> sqlx::Result<()> {
 
 #[tracing::instrument(skip(pool))]
 pub async fn quarantined(pool: &AnyPool, limit: i64) -> sqlx::Result<Vec<Quarantined>> {
-    sqlx::query_as::<_, Quarantined>("SELECT msg_key, msg_id, tx_no, body, reason, at FROM quarantine ORDER BY at DESC LIMIT ?")
-        .bind(limit)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as::<_, Quarantined>(
+        "SELECT msg_key, msg_id, tx_no, body, reason, at FROM quarantine ORDER BY at DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }

@@ -1,9 +1,9 @@
 //! The services' one error type and how each variant answers over HTTP (5xx bodies are
 //! opaque; the detail is logged once, here).
 
+use crate::api_error::ApiError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use crate::api_error::ApiError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -37,8 +37,12 @@ impl IntoResponse for Error {
             }
             Error::Sqlx(e) => {
                 tracing::error!(error = %e, "database error");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable; nothing was changed")
-                    .into_response()
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; nothing was changed",
+                )
+                .into_response()
             }
             Error::Other(e) => {
                 tracing::error!(error = ?e, "internal error");

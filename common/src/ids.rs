@@ -15,9 +15,8 @@ pub struct IdError(pub &'static str);
 
 impl AccountNo {
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let ok = !s.is_empty()
-            && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok =
+            !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -40,9 +39,7 @@ impl TxNo {
     }
 
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        uuid::Uuid::parse_str(s)
-            .map(|u| Self(u.hyphenated().to_string()))
-            .map_err(|_| IdError("tx_no must be a UUID"))
+        uuid::Uuid::parse_str(s).map(|u| Self(u.hyphenated().to_string())).map_err(|_| IdError("tx_no must be a UUID"))
     }
 
     pub fn as_str(&self) -> &str {

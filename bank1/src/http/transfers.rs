@@ -15,19 +15,25 @@ use crate::transfers::{self, TransferRequest, TransferView};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/transfers", post(create))
-        .route("/api/transfers/{tx_no}", get(status))
+    Router::new().route("/api/transfers", post(create)).route("/api/transfers/{tx_no}", get(status))
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     let Some(v) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
-    let s = v.to_str().ok().map(str::trim).filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()));
+    let s = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()));
     match s {
         Some(s) => Ok(Some(s.to_owned())),
-        None => Err(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters").into()),
+        None => Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 visible ASCII characters",
+        )
+        .into()),
     }
 }
 
@@ -72,23 +78,38 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, AppJson(body)
 /// A retried POST: the first result, or where the first request is still running, 409.
 async fn replay(state: &AppState, req: &TransferRequest, row: store::IdempotencyRow) -> Result<Response> {
     if row.request_hash != req.fingerprint() {
-        return Err(ApiError::unprocessable("idempotency_key_reused", "this Idempotency-Key was used for a different transfer").into());
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different transfer",
+        )
+        .into());
     }
     if let (Some(status), Some(body)) = (row.response_status, row.response_body) {
-        let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::CREATED);
+        let status =
+            u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::CREATED);
         return Ok(json_response(status, body, true));
     }
     // The first request did not record its reply (still running, or bank1 stopped mid-way):
     // the transfer row, once present, is the truth.
     let tx_no = TxNo::parse(&row.tx_no).map_err(|e| anyhow::anyhow!("stored tx_no: {e}"))?;
     match store::transfer(&state.db.pool, &tx_no).await? {
-        Some(t) => Ok(json_response(StatusCode::CREATED, serde_json::to_string(&TransferView::from_row(&t)).map_err(anyhow::Error::from)?, true)),
-        None => Err(ApiError::new(StatusCode::CONFLICT, "request_in_progress", "a request with this Idempotency-Key is still being processed").into()),
+        Some(t) => Ok(json_response(
+            StatusCode::CREATED,
+            serde_json::to_string(&TransferView::from_row(&t)).map_err(anyhow::Error::from)?,
+            true,
+        )),
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "request_in_progress",
+            "a request with this Idempotency-Key is still being processed",
+        )
+        .into()),
     }
 }
 
 fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
-    let mut r = (status, [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+    let mut r = (status, [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+        .into_response();
     if replayed {
         r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }

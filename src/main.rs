@@ -27,18 +27,18 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.cmd {
         Some(Cmd::Namesrv(a)) => {
             common::telemetry::init("warn");
-            rt.block_on(bank_transfer::servers::run_namesrv(a))
+            bank_transfer::servers::serve_namesrv(a)
         }
         Some(Cmd::Broker(a)) => {
             common::telemetry::init("warn");
-            rt.block_on(bank_transfer::servers::run_broker(a))
+            bank_transfer::servers::serve_broker(a)
         }
         None => {
             common::telemetry::init(common::telemetry::DEFAULT_FILTER);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(bank_transfer::stack::run(cli.stack))
         }
     }

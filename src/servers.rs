@@ -1,8 +1,9 @@
 //! The RocketMQ name server and broker, run from the `rocketmq-namesrv` / `rocketmq-broker`
 //! crates inside a child process of this binary (`bank-transfer namesrv|broker …`, hidden
 //! subcommands). A child prints [`READY_LINE`] once it serves, and stops when told to
-//! (SIGTERM / Ctrl-C) or when its parent goes away (its stdin, a pipe from the parent,
-//! reaches EOF) — so no broker outlives the stack that started it.
+//! (SIGTERM / Ctrl-C) or, with `--exit-with-parent`, when its parent goes away (its stdin, a
+//! pipe from the parent, reaches EOF) — so no broker outlives the stack that started it.
+//! Run alone (e.g. in a container) they serve until SIGTERM.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use clap::Args;
 use rocketmq_broker::config::broker_config::BrokerConfig;
 use rocketmq_broker::config::validated::ValidatedBrokerConfig;
 use rocketmq_observability::{TelemetryHandle, TelemetryRuntimeGuard};
-use rocketmq_runtime::RuntimeContext;
+use rocketmq_runtime::{ChildServiceContext, RuntimeConfig, RuntimeOwner};
 use rocketmq_store::MessageStoreConfig;
 use rocketmq_transport::api::ServerConfig;
 
@@ -34,6 +35,9 @@ pub struct NamesrvArgs {
     /// Directory for the name server's small state files.
     #[arg(long)]
     pub home: PathBuf,
+    /// Stop when stdin reaches EOF (the parent process is gone).
+    #[arg(long)]
+    pub exit_with_parent: bool,
 }
 
 /// Broker settings (`bank-transfer broker`). Broker knobs that tests and demos change are
@@ -55,6 +59,9 @@ pub struct BrokerArgs {
     /// Store root (commit log, consume queues, index, offsets).
     #[arg(long)]
     pub store: PathBuf,
+    /// Stop when stdin reaches EOF (the parent process is gone).
+    #[arg(long)]
+    pub exit_with_parent: bool,
     #[command(flatten)]
     pub tuning: BrokerTuning,
 }
@@ -130,10 +137,17 @@ async fn parent_gone() {
     }
 }
 
-async fn stop_requested() {
+async fn stop_requested(exit_with_parent: bool) {
+    let parent = async {
+        if exit_with_parent {
+            parent_gone().await
+        } else {
+            std::future::pending().await
+        }
+    };
     tokio::select! {
         () = common::shutdown::shutdown_signal() => {},
-        () = parent_gone() => {},
+        () = parent => {},
     }
 }
 
@@ -144,8 +158,37 @@ fn init_remoting() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("initialising RocketMQ remoting defaults: {e}"))
 }
 
+/// Runs `f` on a RuntimeOwner sized like the upstream server binaries (`RuntimeConfig`'s
+/// server profile), then shuts that runtime down.
+fn serve<F, Fut>(config: RuntimeConfig, scope: &'static str, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(ChildServiceContext) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let owner = RuntimeOwner::plan(config)
+        .context("server runtime configuration")?
+        .build()
+        .context("building the server runtime")?;
+    let ctx = owner.root_context().component(scope);
+    let result = owner.block_on(f(ctx));
+    if let Err(e) = owner.shutdown_runtime_blocking_with_timeout(std::time::Duration::from_secs(15)) {
+        tracing::warn!(error = %e, "{scope} runtime did not stop cleanly");
+    }
+    result
+}
+
+/// `bank-transfer namesrv`: a name server until stopped.
+pub fn serve_namesrv(args: NamesrvArgs) -> anyhow::Result<()> {
+    serve(RuntimeConfig::namesrv_default(), "rocketmq-namesrv-runtime", |ctx| run_namesrv(args, ctx))
+}
+
+/// `bank-transfer broker`: a broker until stopped.
+pub fn serve_broker(args: BrokerArgs) -> anyhow::Result<()> {
+    serve(RuntimeConfig::broker_default(), "rocketmq-broker-runtime", |ctx| run_broker(args, ctx))
+}
+
 /// Runs a name server until stopped.
-pub async fn run_namesrv(args: NamesrvArgs) -> anyhow::Result<()> {
+async fn run_namesrv(args: NamesrvArgs, ctx: ChildServiceContext) -> anyhow::Result<()> {
     init_remoting()?;
     std::fs::create_dir_all(&args.home).with_context(|| format!("creating {}", args.home.display()))?;
     let home = args.home.to_string_lossy().into_owned();
@@ -157,7 +200,6 @@ pub async fn run_namesrv(args: NamesrvArgs) -> anyhow::Result<()> {
     };
     let server =
         ServerConfig { bind_address: args.bind.clone(), listen_port: u32::from(args.port), ..ServerConfig::default() };
-    let ctx = RuntimeContext::from_current("bank-transfer-namesrv").service_context("namesrv");
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let port = args.port;
     let bind = args.bind.clone();
@@ -175,7 +217,7 @@ pub async fn run_namesrv(args: NamesrvArgs) -> anyhow::Result<()> {
         .set_name_server_config(config)
         .set_server_config(server)
         .build()
-        .boot_with_shutdown(stop_requested());
+        .boot_with_shutdown(stop_requested(args.exit_with_parent));
     tokio::pin!(boot);
     tokio::select! {
         r = &mut boot => return r.map_err(|e| anyhow::anyhow!("name server failed: {e}")),
@@ -232,10 +274,9 @@ pub fn broker_config(args: &BrokerArgs) -> anyhow::Result<ValidatedBrokerConfig>
 }
 
 /// Runs a broker until stopped.
-pub async fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
+async fn run_broker(args: BrokerArgs, ctx: ChildServiceContext) -> anyhow::Result<()> {
     init_remoting()?;
     let config = broker_config(&args)?;
-    let ctx = RuntimeContext::from_current("bank-transfer-broker").service_context("broker");
     let running = rocketmq_broker::Builder::new(ctx, TelemetryRuntimeGuard::noop())
         .with_validated_config(config)
         .build()
@@ -246,7 +287,7 @@ pub async fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("broker start failed: {e}"))?;
     println!("{READY_LINE}");
-    stop_requested().await;
+    stop_requested(args.exit_with_parent).await;
     running.shutdown().await;
     Ok(())
 }

@@ -122,6 +122,7 @@ async fn spawn_broker(
 ) -> anyhow::Result<ChildServer> {
     let mut args: Vec<String> = vec![
         "broker".into(),
+        "--exit-with-parent".into(),
         "--namesrv".into(),
         namesrv_addr.into(),
         "--port".into(),

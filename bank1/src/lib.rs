@@ -5,6 +5,7 @@
 //! - [`store`]: the SQL (accounts, transfers, idempotency keys).
 //! - [`producer`]: the transactional producer, local transaction and check-back.
 //! - [`transfers`]: the transfer flow and its reply.
+//! - [`feed`]: the reconciliation feed and its sequencer.
 //! - [`faults`]: operator fault injection by amount threshold.
 //! - [`http`]: the API (`/api/transfers`, `/api/accounts`, `/admin/faults`, `/health`).
 //!
@@ -14,6 +15,7 @@
 
 pub use common::error;
 pub mod faults;
+pub mod feed;
 pub mod http;
 pub mod producer;
 pub mod settings;
@@ -36,6 +38,8 @@ pub use crate::settings::Settings;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// Wakes the feed sequencer after a commit.
+    pub feed_wake: Arc<tokio::sync::Notify>,
     pub publisher: Publisher,
     pub faults: FaultSwitch,
     pub settings: Arc<Settings>,
@@ -66,7 +70,7 @@ impl App {
         let publisher = Publisher::start(&mq, &settings, db.pool.clone(), faults.clone()).await?;
         let listener =
             TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-        let state = AppState { db, publisher, faults, settings: Arc::new(settings) };
+        let state = AppState { db, feed_wake: Arc::default(), publisher, faults, settings: Arc::new(settings) };
         Ok(Self { listener, state, mq })
     }
 
@@ -83,7 +87,14 @@ impl App {
         let Self { listener, state, mq } = self;
         let router = http::router(state.clone());
         tracing::info!(addr = ?listener.local_addr().ok(), "bank1 listening");
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let sequencer =
+            tokio::spawn(feed::run_sequencer(state.db.pool.clone(), Arc::clone(&state.feed_wake), async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            }));
         let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let _ = stop_tx.send(true);
+        let _ = sequencer.await;
         state.publisher.shutdown().await;
         mq.shutdown().await;
         state.db.pool.close().await;

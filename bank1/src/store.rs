@@ -18,6 +18,7 @@ pub struct Account {
 #[derive(Debug, Clone, FromRow)]
 pub struct TransferRow {
     pub seq: i64,
+    pub feed_pos: Option<i64>,
     pub tx_no: String,
     pub from_account: String,
     pub to_account: String,
@@ -43,7 +44,7 @@ pub async fn account(pool: &AnyPool, no: &AccountNo) -> sqlx::Result<Option<Acco
         .await
 }
 
-const TRANSFER_COLUMNS: &str = "seq, tx_no, from_account, to_account, amount, status, reason, created_at";
+pub const TRANSFER_COLUMNS: &str = "seq, feed_pos, tx_no, from_account, to_account, amount, status, reason, created_at";
 
 #[tracing::instrument(skip(pool), fields(tx_no = %tx_no))]
 pub async fn transfer(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Option<TransferRow>> {

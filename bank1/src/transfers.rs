@@ -79,8 +79,12 @@ pub struct TransferView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<&'static str>,
     pub created_at: String,
+    pub created_at_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
+    /// Position in the reconciliation feed (`GET /api/transfers?after=`), once sequenced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feed_pos: Option<i64>,
 }
 
 impl TransferView {
@@ -94,7 +98,9 @@ impl TransferView {
             reason: r.reason.clone(),
             message: None,
             created_at: common::format_ms(r.created_at),
+            created_at_ms: r.created_at,
             seq: Some(r.seq),
+            feed_pos: r.feed_pos,
         }
     }
 }
@@ -152,10 +158,15 @@ pub async fn execute(state: &AppState, req: &TransferRequest, tx_no: TxNo) -> Re
         reason,
         message: answered.map(message_state),
         created_at: common::format_ms(msg.created_at_ms),
+        created_at_ms: msg.created_at_ms,
         seq: None,
+        feed_pos: None,
     };
     match (sent, outcome) {
-        (_, Some((LocalOutcome::Committed, answered))) => Ok(view(COMMITTED, fault_note(answered), Some(answered))),
+        (_, Some((LocalOutcome::Committed, answered))) => {
+            state.feed_wake.notify_one();
+            Ok(view(COMMITTED, fault_note(answered), Some(answered)))
+        }
         (_, Some((LocalOutcome::Refused(Refusal::InsufficientFunds), _))) => Err(ApiError::unprocessable(
             "insufficient_funds",
             format!("account {} has insufficient funds", req.from_account),

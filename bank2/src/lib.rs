@@ -5,6 +5,8 @@
 //! - [`store`]: the SQL (accounts, dedup rows, attempts, quarantine).
 //! - [`credit`]: the one credit path every deliverer uses, with the fault check.
 //! - [`consumer`]: the RocketMQ push consumer.
+//! - [`reconcile`]: the periodic reconciler over bank1's feed ([`bank1_client`]).
+//! - [`redrive`]: DLQ redrive, checked against bank1's status endpoint.
 //! - [`metrics`]: counters behind `GET /metrics`.
 //! - [`faults`]: operator fault injection by amount threshold.
 //! - [`http`]: the API (`/api/accounts`, `/api/credits`, `/api/quarantine`, `/admin/faults`,
@@ -12,11 +14,14 @@
 #![recursion_limit = "512"]
 
 pub use common::error;
+pub mod bank1_client;
 pub mod consumer;
 pub mod credit;
 pub mod faults;
 pub mod http;
 pub mod metrics;
+pub mod reconcile;
+pub mod redrive;
 pub mod settings;
 pub mod store;
 
@@ -38,6 +43,9 @@ pub struct AppState {
     pub db: Db,
     pub faults: FaultSwitch,
     pub metrics: Metrics,
+    pub bank1: bank1_client::Bank1,
+    /// Serializes reconcile runs (periodic and on demand).
+    pub reconcile_lock: Arc<tokio::sync::Mutex<()>>,
     pub settings: Arc<Settings>,
 }
 
@@ -64,7 +72,14 @@ impl App {
         let consumer = Consumer::start(&mq, &settings, db.pool.clone(), faults.clone(), metrics.clone()).await?;
         let listener =
             TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-        let state = AppState { db, faults, metrics, settings: Arc::new(settings) };
+        let state = AppState {
+            db,
+            faults,
+            metrics,
+            bank1: bank1_client::Bank1::new(&settings.bank1_url),
+            reconcile_lock: Arc::default(),
+            settings: Arc::new(settings),
+        };
         Ok(Self { listener, state, consumer, mq })
     }
 
@@ -81,7 +96,18 @@ impl App {
         let Self { listener, state, consumer, mq } = self;
         let router = http::router(state.clone());
         tracing::info!(addr = ?listener.local_addr().ok(), "bank2 listening");
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let reconciler = tokio::spawn(reconcile::run_periodically(
+            state.clone(),
+            state.settings.reconcile_interval,
+            state.settings.reconcile_grace,
+            async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            },
+        ));
         let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let _ = stop_tx.send(true);
+        let _ = reconciler.await;
         consumer.shutdown().await;
         mq.shutdown().await;
         state.db.pool.close().await;

@@ -30,6 +30,15 @@ pub struct Settings {
     /// Consumer threads (messages handled at once).
     #[arg(long, env = "BANK2_CONSUME_THREADS", default_value_t = 8)]
     pub consume_threads: u32,
+    /// bank1's base URL: its status endpoint and feed, for reconciliation and DLQ redrive.
+    #[arg(long, env = "BANK2_BANK1_URL", default_value = "http://127.0.0.1:56081")]
+    pub bank1_url: String,
+    /// How often the reconciler reads bank1's feed (e.g. 30s, 5m; 0 = never on its own).
+    #[arg(long, env = "BANK2_RECONCILE_INTERVAL", default_value = "30s", value_parser = common::parse_duration)]
+    pub reconcile_interval: std::time::Duration,
+    /// Transfers younger than this are left to the message path (e.g. 10s, 1m).
+    #[arg(long, env = "BANK2_RECONCILE_GRACE", default_value = "10s", value_parser = common::parse_duration)]
+    pub reconcile_grace: std::time::Duration,
     /// Fault: consumption fails for amounts >= this ⇒ retry ladder ⇒ DLQ.
     #[arg(long, env = "BANK2_CONSUME_FAIL_AT_LEAST", value_parser = parse_threshold)]
     pub consume_fail_at_least: Option<Threshold>,

@@ -142,3 +142,32 @@ pub async fn quarantined(pool: &AnyPool, limit: i64) -> sqlx::Result<Vec<Quarant
     .fetch_all(pool)
     .await
 }
+
+/// The reconciler's feed cursor (0 before the first run).
+#[tracing::instrument(skip(pool))]
+pub async fn cursor(pool: &AnyPool, name: &str) -> sqlx::Result<i64> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT position FROM reconcile_cursor WHERE name = ?").bind(name).fetch_optional(pool).await?;
+    Ok(row.map_or(0, |r| r.0))
+}
+
+/// Stores the cursor (insert on first use, then update).
+#[tracing::instrument(skip(pool))]
+pub async fn set_cursor(pool: &AnyPool, name: &str, position: i64) -> sqlx::Result<()> {
+    let now = common::now_ms();
+    let r = sqlx::query("UPDATE reconcile_cursor SET position = ?, updated_at = ? WHERE name = ?")
+        .bind(position)
+        .bind(now)
+        .bind(name)
+        .execute(pool)
+        .await?;
+    if r.rows_affected() == 0 {
+        sqlx::query("INSERT INTO reconcile_cursor (name, position, updated_at) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(position)
+            .bind(now)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}

@@ -74,3 +74,55 @@ impl Drop for MqRuntime {
         }
     }
 }
+
+/// Reads every message currently in `topic` from the beginning (all queues), without
+/// committing offsets: for small operator reads such as the dead-letter queue. Stops after
+/// the queues stay empty for a few polls, or after `max` messages. A topic that does not
+/// exist yet (no dead letter so far) reads as empty.
+pub async fn read_topic(
+    rt: &MqRuntime,
+    namesrv: &str,
+    group: &str,
+    topic: &str,
+    max: usize,
+) -> anyhow::Result<Vec<rocketmq_model::common::message::message_ext::MessageExt>> {
+    use rocketmq_client_rust::DefaultLitePullConsumer;
+
+    let consumer = DefaultLitePullConsumer::builder(rt.client())
+        .consumer_group(group.to_owned())
+        .name_server_addr(namesrv.to_owned())
+        .pull_batch_size(32)
+        .poll_timeout_millis(500)
+        .auto_commit(false)
+        .build()
+        .map_err(|e| anyhow::anyhow!("building a reader for {topic}: {e}"))?;
+    consumer.start().await.map_err(|e| anyhow::anyhow!("starting a reader for {topic}: {e}"))?;
+    let result = async {
+        let queues = match consumer.fetch_message_queues(topic).await {
+            Ok(q) if !q.is_empty() => q,
+            _ => return Ok(Vec::new()),
+        };
+        consumer.set_sub_expression_for_assign(topic, "*").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        consumer.assign(queues.clone()).await.map_err(|e| anyhow::anyhow!("assigning {topic}: {e}"))?;
+        for q in &queues {
+            consumer.seek_to_begin(q).await.map_err(|e| anyhow::anyhow!("seeking {topic}: {e}"))?;
+        }
+        let mut out = Vec::new();
+        let mut empty_polls = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while empty_polls < 3 && out.len() < max && tokio::time::Instant::now() < deadline {
+            let batch = consumer.poll_with_timeout(500).await;
+            if batch.is_empty() {
+                empty_polls += 1;
+            } else {
+                empty_polls = 0;
+                out.extend(batch);
+            }
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+    .await;
+    consumer.shutdown().await;
+    result
+}

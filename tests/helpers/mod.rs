@@ -44,11 +44,39 @@ pub struct TestStack {
     pub bank2_pool: AnyPool,
     pub namesrv_addr: String,
     pub servers: Option<Servers>,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    bank1: Running,
+    bank2: Option<Running>,
+    bank2_settings: bank2::Settings,
     mysql: Option<(String, Vec<String>)>,
     _dir: tempfile::TempDir,
 }
+
+/// A bank app serving in a task, and the switch that stops it.
+struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn spawn<F: Future<Output = anyhow::Result<()>> + Send + 'static>(run: impl FnOnce(WaitStop) -> F) -> Self {
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        let wait: WaitStop = Box::pin(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        });
+        Self { stop, task: tokio::spawn(run(wait)) }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("app stopped with an error: {e:?}"),
+            Err(e) => panic!("app task failed: {e}"),
+        }
+    }
+}
+
+type WaitStop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -138,18 +166,20 @@ impl TestStack {
         s2.database_url = db2;
         s2.namesrv_addr = servers.namesrv_addr.clone();
         s2.consume_fail_at_least = None;
+        // Reconciliation runs when a test asks for it (POST /admin/reconcile).
+        s2.reconcile_interval = Duration::ZERO;
+        s2.reconcile_grace = Duration::ZERO;
 
         let app1 = bank1::App::build(s1).await.expect("build bank1");
-        let app2 = bank2::App::build(s2).await.expect("build bank2");
         let bank1_url = format!("http://127.0.0.1:{}", app1.port());
-        let bank2_url = format!("http://127.0.0.1:{}", app2.port());
+        s2.bank1_url = bank1_url.clone();
         let bank1_pool = app1.state().db.pool.clone();
+        let bank1 = Running::spawn(|stop| app1.run_until(stop));
+        let app2 = bank2::App::build(s2.clone()).await.expect("build bank2");
+        s2.listen = format!("127.0.0.1:{}", app2.port()).parse().unwrap();
+        let bank2_url = format!("http://127.0.0.1:{}", app2.port());
         let bank2_pool = app2.state().db.pool.clone();
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let tasks = vec![tokio::spawn(app1.run_until(wait(rx.clone()))), tokio::spawn(app2.run_until(wait(rx)))];
+        let bank2 = Running::spawn(|stop| app2.run_until(stop));
         Self {
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             bank1_url,
@@ -158,19 +188,31 @@ impl TestStack {
             bank2_pool,
             namesrv_addr: servers.namesrv_addr.clone(),
             servers: Some(servers),
-            stop,
-            tasks,
+            bank1,
+            bank2: Some(bank2),
+            bank2_settings: s2,
             mysql,
             _dir: dir,
         }
     }
 
+    /// Stops bank2 (consumer, reconciler, HTTP) and starts it again on the same database and
+    /// port: what a deploy or a crash-and-restart does.
+    pub async fn restart_bank2(&mut self) {
+        if let Some(b) = self.bank2.take() {
+            b.stop().await;
+        }
+        let app2 = bank2::App::build(self.bank2_settings.clone()).await.expect("rebuild bank2");
+        self.bank2_pool = app2.state().db.pool.clone();
+        self.bank2 = Some(Running::spawn(|stop| app2.run_until(stop)));
+    }
+
     /// Stops the banks, then the servers, and drops MySQL test databases.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+        if let Some(b) = self.bank2.take() {
+            b.stop().await;
         }
+        self.bank1.stop().await;
         if let Some(s) = self.servers.take() {
             s.stop().await;
         }
@@ -245,6 +287,71 @@ impl TestStack {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// `POST /admin/reconcile?grace=0s` on bank2: the report.
+    pub async fn reconcile(&self) -> Value {
+        let r = self.http.post(format!("{}/admin/reconcile?grace=0s", self.bank2_url)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// `POST /admin/dlq/redrive` on bank2: the report.
+    pub async fn redrive(&self) -> Value {
+        let r = self.http.post(format!("{}/admin/dlq/redrive", self.bank2_url)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// bank1's feed page after `after`.
+    pub async fn feed(&self, after: &str) -> Value {
+        let (status, body) = self.get(format!("{}/api/transfers?after={after}&limit=1000", self.bank1_url)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Waits until bank2 has recorded at least `n` failed attempts for `tx_no`.
+    pub async fn wait_attempts(&self, tx_no: &str, n: usize, within: Duration) -> Vec<Value> {
+        poll_until(&format!("{n} failed attempts of {tx_no}"), within, || async {
+            let a = self.credit(tx_no).await["attempts"].as_array().unwrap().clone();
+            (a.len() >= n).then_some(a)
+        })
+        .await
+    }
+
+    /// Waits until `tx_no` is in the dead-letter queue `%DLQ%consumer_group_txmsg_bank2`.
+    pub async fn wait_in_dlq(&self, tx_no: &str, within: Duration) {
+        let rt = common::mq::MqRuntime::new("test-dlq").unwrap();
+        let dlq = format!("%DLQ%{}", common::mq::DEFAULT_CONSUMER_GROUP);
+        poll_until(&format!("{tx_no} in {dlq}"), within, || async {
+            let m = bank_transfer::query::messages_by_key(&rt, &self.namesrv_addr, &dlq, tx_no).await.ok()?;
+            (!m.is_empty()).then_some(())
+        })
+        .await;
+        rt.shutdown().await;
+    }
+
+    /// Publishes raw message bodies on the transfer topic, as any producer could.
+    pub async fn publish_raw(&self, bodies: &[(Option<&str>, Vec<u8>)]) {
+        use rocketmq_model::common::message::message_single::Message;
+        let rt = common::mq::MqRuntime::new("test-raw").unwrap();
+        let mut p = rocketmq_client_rust::DefaultMQProducer::builder(rt.client())
+            .producer_group("test_raw_sender")
+            .name_server_addr(self.namesrv_addr.clone())
+            .build();
+        p.start().await.unwrap();
+        for (key, body) in bodies {
+            let mut b = Message::builder()
+                .topic(common::mq::DEFAULT_TOPIC)
+                .tags(common::message::TRANSFER_TAG)
+                .body_slice(body);
+            if let Some(k) = key {
+                b = b.key(*k);
+            }
+            p.send(b.build().unwrap()).await.unwrap();
+        }
+        p.shutdown().await;
+        rt.shutdown().await;
     }
 
     /// Waits until `tx_no` is credited at bank2; returns the credit record.

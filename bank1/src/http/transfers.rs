@@ -1,6 +1,6 @@
 //! `POST /api/transfers` (with `Idempotency-Key`) and `GET /api/transfers/{tx_no}`.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use crate::transfers::{self, TransferRequest, TransferView};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/transfers", post(create)).route("/api/transfers/{tx_no}", get(status))
+    Router::new().route("/api/transfers", post(create).get(feed)).route("/api/transfers/{tx_no}", get(status))
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -122,4 +122,32 @@ async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Res
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_transfer", format!("no transfer {tx_no} at bank1")))?;
     Ok(Json(TransferView::from_row(&row)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FeedQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/transfers?after=<cursor>&limit=<n>`: committed transfers after a feed cursor.
+async fn feed(State(state): State<AppState>, Query(q): Query<FeedQuery>) -> Result<Json<Value>> {
+    let after = match q.after.as_deref() {
+        None | Some("") => 0,
+        Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "after must be a cursor from a previous page (an integer >= 0)")
+        })?,
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 100,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|v| (1..=1000).contains(v))
+            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be an integer from 1 to 1000"))?,
+    };
+    let rows = crate::feed::page(&state.db.pool, after, limit).await?;
+    let next = rows.last().and_then(|r| r.feed_pos).unwrap_or(after);
+    let items: Vec<TransferView> = rows.iter().map(TransferView::from_row).collect();
+    Ok(Json(serde_json::json!({ "items": items, "next": next.to_string() })))
 }

@@ -8,9 +8,12 @@ CREATE TABLE account_info (
 
 -- One row per transfer number: COMMITTED (debited, message committed or to be committed) or
 -- ROLLED_BACK (nothing debited; also the tombstone a check-back writes for "no such transfer").
--- seq orders the reconciliation feed; it is taken when the row is inserted, before commit.
+-- seq is taken when the row is inserted, before commit, so seq order is not commit order.
+-- feed_pos is the reconciliation feed's order: given by the feed sequencer to COMMITTED rows
+-- after they commit, in one serialized step, so a reader never sees position p+1 before p.
 CREATE TABLE transfer (
     seq          BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    feed_pos     BIGINT       NULL,
     tx_no        VARCHAR(36)  NOT NULL,
     from_account VARCHAR(32)  NOT NULL,
     to_account   VARCHAR(32)  NOT NULL,
@@ -18,8 +21,17 @@ CREATE TABLE transfer (
     status       VARCHAR(16)  NOT NULL,
     reason       VARCHAR(255) NULL,
     created_at   BIGINT       NOT NULL,
-    UNIQUE KEY uk_transfer_tx_no (tx_no)
+    UNIQUE KEY uk_transfer_tx_no (tx_no),
+    UNIQUE KEY uk_transfer_feed_pos (feed_pos),
+    KEY idx_transfer_unsequenced (status, feed_pos)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- The feed sequencer's last given position (one row, locked while positions are given).
+CREATE TABLE feed_sequencer (
+    id       INT    NOT NULL PRIMARY KEY,
+    last_pos BIGINT NOT NULL
+) ENGINE = InnoDB;
+INSERT INTO feed_sequencer (id, last_pos) VALUES (1, 0);
 
 -- Idempotency-Key header: the first result of a POST, replayed for retries.
 CREATE TABLE idempotency_key (

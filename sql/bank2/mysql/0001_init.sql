@@ -38,4 +38,11 @@ CREATE TABLE quarantine (
     at      BIGINT        NOT NULL
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
 
+-- The reconciler's position in bank1's feed (survives restarts).
+CREATE TABLE reconcile_cursor (
+    name       VARCHAR(64) NOT NULL PRIMARY KEY,
+    position   BIGINT      NOT NULL,
+    updated_at BIGINT      NOT NULL
+) ENGINE = InnoDB;
+
 INSERT INTO account_info (account_no, account_name, balance) VALUES ('2', '李四', 0);

@@ -37,4 +37,11 @@ CREATE TABLE quarantine (
     at      INTEGER NOT NULL
 );
 
+-- The reconciler's position in bank1's feed (survives restarts).
+CREATE TABLE reconcile_cursor (
+    name       TEXT    PRIMARY KEY,
+    position   INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
 INSERT INTO account_info (account_no, account_name, balance) VALUES ('2', '李四', 0);

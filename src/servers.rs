@@ -265,7 +265,6 @@ pub fn broker_config(args: &BrokerArgs) -> anyhow::Result<ValidatedBrokerConfig>
     }
     if t.small_store {
         store.mapped_file_size_commit_log = 64 * 1024 * 1024;
-        store.mapped_file_size_timer_log = 8 * 1024 * 1024;
         store.max_hash_slot_num = 100_000;
         store.max_index_num = 400_000;
     }

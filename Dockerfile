@@ -5,8 +5,9 @@
 #   docker build -t bank-transfer:local .          # the same, by hand
 #   docker build --target prebuilt -t bank-transfer:local -f Dockerfile CONTEXT
 #       # CONTEXT holds docker/ (this repo's) and dist/ (binaries built on the host, e.g.
-#       # target/release/{bank-transfer,bank1,bank2,mqadmin}); CI uses this so the workspace
-#       # is compiled once. tests/compose.sh shows how.
+#       # target/release/{bank-transfer,bank1,bank2,mqadmin}) — the repo itself once dist/ is
+#       # filled, or a staging dir; CI uses this so the workspace is compiled once
+#       # (tests/compose.sh shows how).
 #
 # Stages are ordered so that `--target prebuilt` never touches the Rust image, even with the
 # classic (non-BuildKit) builder, which runs every stage up to the target in file order.

@@ -12,8 +12,9 @@
 #     workspace build already made (no second compile).
 # Then: compose up (project bt-ci), wait for health, a transfer is credited, mqadmin finds its
 # message by key, a bank2 fault makes the broker redeliver (attempts visible on
-# /api/credits), lifting it credits once, a message left failing reaches the DLQ; always
-# `compose down -v` at the end.
+# /api/credits), lifting it credits once, a message left failing reaches the DLQ and the DLQ
+# redrive credits it, a lost message is credited by reconciliation; always `compose down -v`
+# at the end.
 #
 # Exits 0 with a SKIP line when there is no Docker engine or no Compose.
 #
@@ -78,10 +79,13 @@ cleanup() {
   set +e
   if [ "$stack_up" = 1 ]; then
     if [ "$rc" != 0 ]; then
+      local logs
+      logs="${TMPDIR:-/var/tmp}/bt-compose-failure-$(date -u +%Y%m%dT%H%M%S).log"
+      compose logs --no-color >"$logs" 2>&1
       echo
-      echo "== failure: compose ps and the last log lines"
+      echo "== failure: compose ps, bank1/bank2 log tails (all logs: $logs)"
       compose ps
-      compose logs --no-color --tail=80
+      compose logs --no-color --tail=40 bank1 bank2
     fi
     if [ "${BT_KEEP:-0}" = 1 ]; then
       echo "BT_KEEP=1: the stack is still up (${compose_cmd[*]} -p $project down -v)"
@@ -134,7 +138,7 @@ debian_mirror() {
     if [ -n "$m" ]; then echo "$m"; return; fi
   done
   m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-    | sed -E 's/\[[^]]*\]//' | awk -v want="$codename" '$1 == "deb" && $3 == want { print $2; exit }')
+    | sed -E 's/\[[^]]*\]//' | awk -v want="$codename" '$1 == "deb" && $3 == want { print $2; exit }' || true)
   [ -n "$m" ] && echo "$m"
 }
 
@@ -165,11 +169,13 @@ rootfs_image_start() {
     rm -rf "$dir"/var/cache/apt/* "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc/* \
       "$dir"/usr/share/man/* "$dir"/usr/share/info/* "$dir"/usr/share/locale/* "$dir"/var/log/*.log \
       "$dir"/tmp/* ${trim:+"$dir"/$trim}
+    old=$(docker image inspect -f '{{.Id}}' "$name" 2>/dev/null || true)
     tar --numeric-owner -C "$dir" -c . | docker import \
       --change "LABEL bank-transfer.rootfs=$key" \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
       --change 'CMD ["bash"]' - "$name" >/dev/null
     rm -rf "$dir"
+    if [ -n "$old" ]; then docker rmi "$old" >/dev/null 2>&1 || true; fi
   ) &
   rootfs_pids+=("$!:$name:$dir.log")
 }
@@ -185,8 +191,19 @@ for entry in ${rootfs_pids[@]+"${rootfs_pids[@]}"}; do
   fi
   note "${rest%%:*}: built"
 done
+# build_tag TAG ARGS…: docker build -t TAG ARGS…, then drops the image TAG named before if it
+# changed (repeated runs would otherwise pile up untagged app images).
+build_tag() {
+  local tag=$1 old
+  shift
+  old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+  docker build -q -t "$tag" "$@" >/dev/null
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$tag")" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
+}
 echo "  NOTE: MariaDB ($mariadb_image) stands in for the official mysql:8.0 image here (no registry)"
-docker build -q -t "$mariadb_image" --build-arg ROOTFS_IMAGE="$mariadb_rootfs_image" "$root/docker/mariadb" >/dev/null
+build_tag "$mariadb_image" --build-arg ROOTFS_IMAGE="$mariadb_rootfs_image" "$root/docker/mariadb"
 ok "base $base_image and MySQL stand-in $mariadb_image ready"
 
 # --- the app image from the prebuilt binaries ---------------------------------------------
@@ -196,9 +213,9 @@ cp -r "$root/docker" "$work/context/docker"
 for b in bank-transfer bank1 bank2 mqadmin; do
   [ -x "$bin_dir/$b" ] && cp "$bin_dir/$b" "$work/context/dist/"
 done
+# shellcheck disable=SC2012 # a listing for the log
 ls -l "$work/context/dist" | sed 's/^/  /'
-docker build -q -f "$root/Dockerfile" --target prebuilt --build-arg BASE_IMAGE="$base_image" \
-  -t "$app_image" "$work/context" >/dev/null
+build_tag "$app_image" -f "$root/Dockerfile" --target prebuilt --build-arg BASE_IMAGE="$base_image" "$work/context"
 rm -rf "$work/context"
 ok "app image $app_image built (target prebuilt)"
 
@@ -207,11 +224,14 @@ phase "compose config + up"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export BANK_TRANSFER_IMAGE=$app_image
 export MYSQL_IMAGE=$mariadb_image
-# A compressed retry ladder (every level 1 s) and fast check-backs, so the fault checks
-# below take seconds; host ports picked free so a stack on the default ports is no obstacle.
+# A compressed retry ladder (every level 1 s), so the fault checks below take seconds; the
+# other settings are the compose file's demo defaults. Host ports are picked free, so a stack
+# on the default ports is no obstacle.
 BANK_TRANSFER_MESSAGE_DELAY_LEVEL=$(printf '1s %.0s' {1..18})
 export BANK_TRANSFER_MESSAGE_DELAY_LEVEL=${BANK_TRANSFER_MESSAGE_DELAY_LEVEL% }
-export BANK_TRANSFER_TRANSACTION_TIMEOUT=1000 BANK_TRANSFER_TRANSACTION_CHECK_INTERVAL=1000
+# bank2 reconciles only when asked (POST /admin/reconcile), so each credit path below (MQ,
+# DLQ redrive, reconciliation) is the one that credits its transfer.
+export BANK2_RECONCILE_INTERVAL=0
 export PUBLISH_ADDRESS=127.0.0.1
 NAMESRV_HOST_PORT=$(free_port) BROKER_HOST_PORT=$(free_port)
 BANK1_HOST_PORT=$(free_port) BANK2_HOST_PORT=$(free_port)
@@ -248,16 +268,21 @@ ok "GET /health 200 on the published ports $BANK1_HOST_PORT, $BANK2_HOST_PORT"
 
 # --- a transfer, end to end ---------------------------------------------------------------
 phase "transfer credited"
-transfer() { # transfer AMOUNT → prints tx_no; checks 201 COMMITTED
-  local out code
-  out=$(curl -sS -w '\n%{http_code}' -X POST "$b1/api/transfers" -H 'Content-Type: application/json' \
-    -d "{\"from_account\":\"1\",\"to_account\":\"2\",\"amount\":\"$1\"}")
+call() { # call WANT_STATUS METHOD URL [JSON] → prints the body; dies with it on another status
+  local want=$1 method=$2 url=$3 out code
+  out=$(curl -sS -w '\n%{http_code}' -X "$method" "$url" ${4:+-H 'Content-Type: application/json' -d "$4"})
   code=${out##*$'\n'}
   out=${out%$'\n'*}
-  [ "$code" = 201 ] || die "POST /api/transfers $1: HTTP $code $out"
+  [ "$code" = "$want" ] || die "$method $url ${4:-}: HTTP $code $out"
+  printf '%s\n' "$out"
+}
+transfer() { # transfer AMOUNT → prints tx_no; checks 201 COMMITTED
+  local out
+  out=$(call 201 POST "$b1/api/transfers" "{\"from_account\":\"1\",\"to_account\":\"2\",\"amount\":\"$1\"}")
   [ "$(jq -r .status <<<"$out")" = COMMITTED ] || die "POST /api/transfers $1: $out"
   jq -r .tx_no <<<"$out"
 }
+fault() { call 200 PUT "$b2/admin/faults" "{\"consume_fail_at_least\":$1}" >/dev/null; }
 credited() { [ "$(curl -fsS "$b2/api/credits/$1" | jq -r .credited)" = true ]; }
 attempts_at_least() { [ "$(curl -fsS "$b2/api/credits/$1" | jq '.attempts | length')" -ge "$2" ]; }
 balance() { curl -fsS "$1/api/accounts/$2" | jq -r .balance; }
@@ -266,7 +291,9 @@ t=$SECONDS
 tx1=$(transfer 100.00)
 ok "POST /api/transfers 100.00 → 201 COMMITTED, tx_no $tx1"
 wait_for 90 "credit of $tx1" credited "$tx1"
-ok "bank2 credited $tx1 ($((SECONDS - t))s after the POST)"
+source=$(curl -fsS "$b2/api/credits/$tx1" | jq -r .source)
+[ "$source" = MQ ] || die "$tx1 credited from $source, want MQ"
+ok "bank2 credited $tx1 from the message ($((SECONDS - t))s after the POST)"
 [ "$(balance "$b1" 1)" = 900.00 ] || die "bank1 account 1: $(balance "$b1" 1), want 900.00"
 [ "$(balance "$b2" 2)" = 100.00 ] || die "bank2 account 2: $(balance "$b2" 2), want 100.00"
 ok "balances: bank1 account 1 900.00, bank2 account 2 100.00"
@@ -281,8 +308,8 @@ if [ "$have_mqadmin" = 1 ]; then
 fi
 
 # --- bank2 fails: redeliveries, then lifting the fault credits once ------------------------
-phase "fault: redelivery + recovery"
-curl -fsS -X PUT "$b2/admin/faults" -H 'Content-Type: application/json' -d '{"consume_fail_at_least":"50.00"}' >/dev/null
+phase "fault: redelivery + lift"
+fault '"50.00"'
 ok "PUT bank2 /admin/faults consume_fail_at_least 50.00"
 t=$SECONDS
 tx2=$(transfer 60.00)
@@ -290,15 +317,15 @@ wait_for 60 "2 failed attempts of $tx2" attempts_at_least "$tx2" 2
 curl -fsS "$b2/api/credits/$tx2" | jq -c '{credited, attempts: [.attempts[] | del(.error)]}' | sed 's/^/  | /'
 ! credited "$tx2" || die "$tx2 was credited although bank2 fails amounts ≥ 50.00"
 ok "60.00 ($tx2): ≥ 2 failed attempts on /api/credits ($((SECONDS - t))s), not credited"
-curl -fsS -X PUT "$b2/admin/faults" -H 'Content-Type: application/json' -d '{"consume_fail_at_least":null}' >/dev/null
+fault null
 wait_for 60 "credit of $tx2 after the fault is lifted" credited "$tx2"
 [ "$(balance "$b2" 2)" = 160.00 ] || die "bank2 account 2: $(balance "$b2" 2), want 160.00"
 [ "$(balance "$b1" 1)" = 840.00 ] || die "bank1 account 1: $(balance "$b1" 1), want 840.00"
 ok "fault lifted: $tx2 credited once (bank2 160.00, bank1 840.00)"
 
 if [ "$have_mqadmin" = 1 ]; then
-  phase "fault: retries exhausted → DLQ"
-  curl -fsS -X PUT "$b2/admin/faults" -H 'Content-Type: application/json' -d '{"consume_fail_at_least":"50.00"}' >/dev/null
+  phase "fault: DLQ + redrive"
+  fault '"50.00"'
   t=$SECONDS
   tx3=$(transfer 70.00)
   wait_for 150 "$tx3 in %DLQ%consumer_group_txmsg_bank2" found_by_key '%DLQ%consumer_group_txmsg_bank2' "$tx3"
@@ -306,13 +333,32 @@ if [ "$have_mqadmin" = 1 ]; then
   n=$(curl -fsS "$b2/api/credits/$tx3" | jq '.attempts | length')
   ! credited "$tx3" || die "$tx3 was credited although bank2 fails amounts ≥ 50.00"
   ok "70.00 ($tx3): $n failed attempts, then mqadmin finds it in %DLQ%consumer_group_txmsg_bank2 ($((SECONDS - t))s)"
-  curl -fsS -X PUT "$b2/admin/faults" -H 'Content-Type: application/json' -d '{"consume_fail_at_least":null}' >/dev/null
-  curl -fsS -X POST "$b2/admin/dlq/redrive" | jq -c '{dlq, scanned, credited}' | sed 's/^/  | /'
-  wait_for 60 "credit of $tx3 after the DLQ redrive" credited "$tx3"
+  fault null
+  call 200 POST "$b2/admin/dlq/redrive" | jq -c '{dlq, scanned, credited}' | sed 's/^/  | /'
+  credited "$tx3" || die "$tx3 not credited by POST /admin/dlq/redrive"
+  source=$(curl -fsS "$b2/api/credits/$tx3" | jq -r .source)
+  [ "$source" = DLQ_REDRIVE ] || die "$tx3 credited from $source, want DLQ_REDRIVE"
   [ "$(balance "$b2" 2)" = 230.00 ] || die "bank2 account 2: $(balance "$b2" 2), want 230.00"
   [ "$(balance "$b1" 1)" = 770.00 ] || die "bank1 account 1: $(balance "$b1" 1), want 770.00"
-  ok "fault lifted, POST /admin/dlq/redrive: $tx3 credited (source $(curl -fsS "$b2/api/credits/$tx3" | jq -r .source)); bank1 770.00 + bank2 230.00 = 1000.00"
+  ok "fault lifted, POST /admin/dlq/redrive: $tx3 credited from the DLQ (bank1 770.00, bank2 230.00)"
 fi
+
+# --- a lost message: bank1 commits but rolls the message back; reconciliation credits it -----
+phase "lost message + reconcile"
+call 200 PUT "$b1/admin/faults" '{"lose_message_at_least":"80.00"}' >/dev/null
+tx4=$(transfer 80.00)
+call 200 PUT "$b1/admin/faults" '{"lose_message_at_least":null}' >/dev/null
+sleep 2 # what a delivery would have needed; none must come
+! credited "$tx4" || die "$tx4 was credited although its message was rolled back"
+reconciled() { call 200 POST "$b2/admin/reconcile?grace=0s" >/dev/null && credited "$1"; }
+wait_for 60 "credit of $tx4 by POST /admin/reconcile" reconciled "$tx4"
+source=$(curl -fsS "$b2/api/credits/$tx4" | jq -r .source)
+[ "$source" = RECONCILE ] || die "$tx4 credited from $source, want RECONCILE"
+want1=$([ "$have_mqadmin" = 1 ] && echo 690.00 || echo 760.00)
+want2=$([ "$have_mqadmin" = 1 ] && echo 310.00 || echo 240.00)
+[ "$(balance "$b1" 1)" = "$want1" ] || die "bank1 account 1: $(balance "$b1" 1), want $want1"
+[ "$(balance "$b2" 2)" = "$want2" ] || die "bank2 account 2: $(balance "$b2" 2), want $want2"
+ok "80.00 ($tx4) lost, then credited by POST /admin/reconcile (bank1 $want1 + bank2 $want2 = 1000.00)"
 
 # --- summary ------------------------------------------------------------------------------
 phase ""

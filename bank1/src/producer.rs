@@ -81,7 +81,7 @@ impl TransactionListener for Listener {
     }
 
     fn check_local_transaction(&self, msg: &MessageExt) -> LocalTransactionState {
-        let state = self.handle.block_on(check_back(&self.pool, msg));
+        let state = self.handle.block_on(check_back(&self.pool, msg, self.faults.get()));
         tracing::info!(keys = ?msg.get_keys(), ?state, "check-back answered");
         state
     }
@@ -141,7 +141,11 @@ async fn try_local_tx(pool: &AnyPool, msg: &TransferMessage, faults: Faults) -> 
 
 /// Check-back: COMMITTED row ⇒ COMMIT; otherwise make "no such transfer" permanent with a
 /// tombstone and ROLLBACK. Only a database error yields UNKNOWN (the broker asks again).
-pub async fn check_back(pool: &AnyPool, msg: &MessageExt) -> LocalTransactionState {
+///
+/// The broker may check back a half message whose ROLLBACK it has not processed yet (the
+/// answer travels one-way); the `lose_message_at_least` fault therefore answers ROLLBACK here
+/// too, or the "lost" notification would be recovered by the check-back.
+pub async fn check_back(pool: &AnyPool, msg: &MessageExt, faults: Faults) -> LocalTransactionState {
     let parsed = msg.body().as_deref().map(TransferMessage::parse);
     let key = msg.get_keys().map(|k| k.to_string()).unwrap_or_default();
     let fallback;
@@ -163,7 +167,14 @@ pub async fn check_back(pool: &AnyPool, msg: &MessageExt) -> LocalTransactionSta
         }
     };
     match store::tombstone(pool, &t, "check-back: no local transaction committed").await {
-        Ok(row) if row.status == COMMITTED => LocalTransactionState::CommitMessage,
+        Ok(row) if row.status == COMMITTED => {
+            let lost = common::money::Amount::from_minor(row.amount).is_some_and(|a| faults.loses_message(a));
+            if lost {
+                LocalTransactionState::RollbackMessage
+            } else {
+                LocalTransactionState::CommitMessage
+            }
+        }
         Ok(_) => LocalTransactionState::RollbackMessage,
         Err(e) => {
             tracing::warn!(tx_no = %t.tx_no, error = %e, "check-back could not read the database; answering UNKNOWN");

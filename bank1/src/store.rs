@@ -26,6 +26,7 @@ pub struct TransferRow {
     pub status: String,
     pub reason: Option<String>,
     pub created_at: i64,
+    pub committed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -44,7 +45,7 @@ pub async fn account(pool: &AnyPool, no: &AccountNo) -> sqlx::Result<Option<Acco
         .await
 }
 
-pub const TRANSFER_COLUMNS: &str = "seq, feed_pos, tx_no, from_account, to_account, amount, status, reason, created_at";
+pub const TRANSFER_COLUMNS: &str = "seq, feed_pos, tx_no, from_account, to_account, amount, status, reason, created_at, committed_at";
 
 #[tracing::instrument(skip(pool), fields(tx_no = %tx_no))]
 pub async fn transfer(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Option<TransferRow>> {
@@ -86,7 +87,8 @@ pub async fn insert_transfer(
     reason: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO transfer (tx_no, from_account, to_account, amount, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO transfer (tx_no, from_account, to_account, amount, status, reason, created_at, committed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(t.tx_no)
     .bind(t.from_account)
@@ -95,6 +97,7 @@ pub async fn insert_transfer(
     .bind(status)
     .bind(reason)
     .bind(t.created_at)
+    .bind((status == COMMITTED).then(common::now_ms))
     .execute(conn)
     .await
     .map(|_| ())

@@ -80,6 +80,9 @@ pub struct TransferView {
     pub message: Option<&'static str>,
     pub created_at: String,
     pub created_at_ms: i64,
+    /// When the debit's transaction wrote its COMMITTED row (status endpoint and feed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub committed_at_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
     /// Position in the reconciliation feed (`GET /api/transfers?after=`), once sequenced.
@@ -99,6 +102,7 @@ impl TransferView {
             message: None,
             created_at: common::format_ms(r.created_at),
             created_at_ms: r.created_at,
+            committed_at_ms: r.committed_at,
             seq: Some(r.seq),
             feed_pos: r.feed_pos,
         }
@@ -159,6 +163,7 @@ pub async fn execute(state: &AppState, req: &TransferRequest, tx_no: TxNo) -> Re
         message: answered.map(message_state),
         created_at: common::format_ms(msg.created_at_ms),
         created_at_ms: msg.created_at_ms,
+        committed_at_ms: None,
         seq: None,
         feed_pos: None,
     };

@@ -112,9 +112,11 @@ pub async fn handle_message(pool: &AnyPool, faults: &FaultSwitch, metrics: &Metr
     }
 }
 
-/// The started consumer.
+/// The started consumer; cheap to clone, shared with the admin API (pause/resume).
+#[derive(Clone)]
 pub struct Consumer {
-    inner: DefaultMQPushConsumer,
+    inner: std::sync::Arc<tokio::sync::RwLock<DefaultMQPushConsumer>>,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Consumer {
@@ -139,10 +141,26 @@ impl Consumer {
             .map_err(|e| anyhow::anyhow!("subscribing to {}: {e}", settings.topic))?;
         inner.register_message_listener_concurrently(Listener { pool, faults, metrics, handle: Handle::current() });
         inner.start().await.map_err(|e| anyhow::anyhow!("starting the push consumer: {e}"))?;
-        Ok(Self { inner })
+        Ok(Self { inner: std::sync::Arc::new(tokio::sync::RwLock::new(inner)), paused: Default::default() })
     }
 
-    pub async fn shutdown(mut self) {
-        self.inner.shutdown().await;
+    /// Stops pulling (messages pile up at the broker; nothing is lost). For operators and
+    /// the backlog benchmark.
+    pub async fn pause(&self) {
+        self.inner.read().await.suspend().await;
+        self.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub async fn resume(&self) {
+        self.inner.read().await.resume().await;
+        self.paused.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub async fn shutdown(&self) {
+        self.inner.write().await.shutdown().await;
     }
 }

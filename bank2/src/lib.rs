@@ -44,6 +44,7 @@ pub struct AppState {
     pub faults: FaultSwitch,
     pub metrics: Metrics,
     pub bank1: bank1_client::Bank1,
+    pub consumer: Consumer,
     /// Serializes reconcile runs (periodic and on demand).
     pub reconcile_lock: Arc<tokio::sync::Mutex<()>>,
     pub settings: Arc<Settings>,
@@ -53,7 +54,6 @@ pub struct AppState {
 pub struct App {
     listener: TcpListener,
     state: AppState,
-    consumer: Consumer,
     mq: MqRuntime,
 }
 
@@ -77,10 +77,11 @@ impl App {
             faults,
             metrics,
             bank1: bank1_client::Bank1::new(&settings.bank1_url),
+            consumer,
             reconcile_lock: Arc::default(),
             settings: Arc::new(settings),
         };
-        Ok(Self { listener, state, consumer, mq })
+        Ok(Self { listener, state, mq })
     }
 
     pub fn port(&self) -> u16 {
@@ -93,7 +94,7 @@ impl App {
 
     /// Serves until `shutdown` resolves: HTTP drains first, then the consumer stops.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, consumer, mq } = self;
+        let Self { listener, state, mq } = self;
         let router = http::router(state.clone());
         tracing::info!(addr = ?listener.local_addr().ok(), "bank2 listening");
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -108,7 +109,7 @@ impl App {
         let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
         let _ = stop_tx.send(true);
         let _ = reconciler.await;
-        consumer.shutdown().await;
+        state.consumer.shutdown().await;
         mq.shutdown().await;
         state.db.pool.close().await;
         served.context("bank2 HTTP server")

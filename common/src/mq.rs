@@ -96,13 +96,16 @@ pub async fn read_topic(
         .auto_commit(false)
         .build()
         .map_err(|e| anyhow::anyhow!("building a reader for {topic}: {e}"))?;
+    consumer
+        .set_sub_expression_for_assign(topic, "*")
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribing a reader to {topic}: {e}"))?;
     consumer.start().await.map_err(|e| anyhow::anyhow!("starting a reader for {topic}: {e}"))?;
     let result = async {
         let queues = match consumer.fetch_message_queues(topic).await {
             Ok(q) if !q.is_empty() => q,
             _ => return Ok(Vec::new()),
         };
-        consumer.set_sub_expression_for_assign(topic, "*").await.map_err(|e| anyhow::anyhow!("{e}"))?;
         consumer.assign(queues.clone()).await.map_err(|e| anyhow::anyhow!("assigning {topic}: {e}"))?;
         for q in &queues {
             consumer.seek_to_begin(q).await.map_err(|e| anyhow::anyhow!("seeking {topic}: {e}"))?;

@@ -57,6 +57,7 @@ EOSQL
     fi
   fi
   for f in /docker-entrypoint-initdb.d/*; do
+    # shellcheck disable=SC1090 # the init scripts are the user's
     case "$f" in
       *.sh) note "running $f"; . "$f" ;;
       *.sql) note "running $f"; docker_process_sql <"$f" ;;

@@ -292,15 +292,19 @@ impl TestStack {
     /// `POST /admin/reconcile?grace=0s` on bank2: the report.
     pub async fn reconcile(&self) -> Value {
         let r = self.http.post(format!("{}/admin/reconcile?grace=0s", self.bank2_url)).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        r.json().await.unwrap()
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
     }
 
     /// `POST /admin/dlq/redrive` on bank2: the report.
     pub async fn redrive(&self) -> Value {
         let r = self.http.post(format!("{}/admin/dlq/redrive", self.bank2_url)).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        r.json().await.unwrap()
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
     }
 
     /// bank1's feed page after `after`.

@@ -1,5 +1,6 @@
 //! `GET|PUT /admin/faults` (live fault injection), `GET|POST /admin/reconcile` (the
-//! reconciler's cursor; run it now) and `POST /admin/dlq/redrive`.
+//! reconciler's cursor; run it now), `POST /admin/dlq/redrive`, and `GET /admin/consumer`,
+//! `POST /admin/consumer/pause|resume` (stop and restart pulling; messages wait at the broker).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -19,6 +20,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/faults", get(get_faults).put(put_faults))
         .route("/admin/reconcile", get(reconcile_state).post(reconcile_now))
         .route("/admin/dlq/redrive", post(redrive_dlq))
+        .route("/admin/consumer", get(consumer_state))
+        .route("/admin/consumer/pause", post(pause))
+        .route("/admin/consumer/resume", post(resume))
 }
 
 async fn get_faults(State(state): State<AppState>) -> AppJson<Faults> {
@@ -63,4 +67,20 @@ async fn redrive_dlq(State(state): State<AppState>) -> Result<(StatusCode, Json<
     let report = redrive::redrive(&state).await.map_err(Error::Unavailable)?;
     tracing::warn!(scanned = report.scanned, credited = report.credited, "DLQ redrive");
     Ok((StatusCode::OK, Json(report)))
+}
+
+async fn consumer_state(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "paused": state.consumer.is_paused() }))
+}
+
+async fn pause(State(state): State<AppState>) -> Json<Value> {
+    state.consumer.pause().await;
+    tracing::warn!("consumption paused");
+    Json(json!({ "paused": true }))
+}
+
+async fn resume(State(state): State<AppState>) -> Json<Value> {
+    state.consumer.resume().await;
+    tracing::warn!("consumption resumed");
+    Json(json!({ "paused": false }))
 }

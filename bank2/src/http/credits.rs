@@ -26,6 +26,7 @@ async fn credit(State(state): State<AppState>, Path(tx_no): Path<String>) -> Res
         "tx_no": tx_no,
         "credited": credit.is_some(),
         "credited_at": credit.as_ref().map(|c| common::format_ms(c.credited_at)),
+        "credited_at_ms": credit.as_ref().map(|c| c.credited_at),
         "source": credit.as_ref().map(|c| c.source.clone()),
         "to_account": credit.as_ref().map(|c| c.to_account.clone()),
         "amount": credit.as_ref().map(|c| common::money::format_minor(c.amount)),

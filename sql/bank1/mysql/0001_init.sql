@@ -21,6 +21,8 @@ CREATE TABLE transfer (
     status       VARCHAR(16)  NOT NULL,
     reason       VARCHAR(255) NULL,
     created_at   BIGINT       NOT NULL,
+    -- when the local transaction wrote the COMMITTED row (ms); NULL for ROLLED_BACK rows
+    committed_at BIGINT       NULL,
     UNIQUE KEY uk_transfer_tx_no (tx_no),
     UNIQUE KEY uk_transfer_feed_pos (feed_pos),
     KEY idx_transfer_unsequenced (status, feed_pos)

@@ -19,7 +19,9 @@ CREATE TABLE transfer (
     amount       INTEGER NOT NULL,
     status       TEXT    NOT NULL CHECK (status IN ('COMMITTED', 'ROLLED_BACK')),
     reason       TEXT,
-    created_at   INTEGER NOT NULL
+    created_at   INTEGER NOT NULL,
+    -- when the local transaction wrote the COMMITTED row (ms); NULL for ROLLED_BACK rows
+    committed_at INTEGER
 );
 
 CREATE INDEX idx_transfer_unsequenced ON transfer (status, feed_pos);

@@ -141,8 +141,8 @@ async fn run(mq: &MqRuntime, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::QueryMsgByKey { ns, topic, key } => {
             let msgs = bank_transfer::query::messages_by_key(mq, &ns.namesrv, &topic, &key).await?;
             println!(
-                "{:<34} {:>4} {:>10} {:>9}  {:<24} {}",
-                "#Message ID", "#QID", "#Offset", "#Retries", "#Stored", "#Keys"
+                "{:<34} {:>4} {:>10} {:>9}  {:<24} #Keys",
+                "#Message ID", "#QID", "#Offset", "#Retries", "#Stored"
             );
             for m in &msgs {
                 println!(

@@ -25,7 +25,9 @@ pub async fn messages_by_key(
     match r {
         Ok(r) => Ok(r.message_list().to_vec()),
         // The client reports "no message" as an error (response code NO_MESSAGE).
-        Err(e) if e.source_ref::<MQClientException>().is_some_and(|x| x.response_code() == NO_MESSAGE) => Ok(Vec::new()),
+        Err(e) if e.source_ref::<MQClientException>().is_some_and(|x| x.response_code() == NO_MESSAGE) => {
+            Ok(Vec::new())
+        }
         Err(e) => Err(anyhow::anyhow!("querying {topic} by key {key}: {e}")),
     }
 }

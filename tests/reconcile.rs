@@ -71,33 +71,31 @@ async fn lost_message_recovered_by_reconcile() {
     app.shutdown().await;
 }
 
-/// Inserts a transfer row and debits in one DB transaction, exactly as bank1's local
-/// transaction does, optionally with an explicit `seq`.
-async fn commit_by_hand(pool: &sqlx::AnyPool, seq: Option<i64>, amount_minor: i64) -> String {
+/// Inserts a transfer row with an explicit `seq` and debits, in one DB transaction, exactly
+/// as bank1's local transaction does.
+async fn commit_by_hand(pool: &sqlx::AnyPool, seq: i64, amount_minor: i64) -> String {
     let tx_no = TxNo::new_random().to_string();
     let mut tx = pool.begin().await.unwrap();
-    insert_and_debit(&mut tx, seq, &tx_no, amount_minor).await;
-    tx.commit().await.unwrap();
-    tx_no
-}
-
-async fn insert_and_debit(conn: &mut sqlx::AnyConnection, seq: Option<i64>, tx_no: &str, amount_minor: i64) {
-    let (sql, with_seq) = match seq {
-        Some(_) => ("INSERT INTO transfer (seq, tx_no, from_account, to_account, amount, status, created_at) VALUES (?, ?, '1', '2', ?, 'COMMITTED', ?)", true),
-        None => ("INSERT INTO transfer (tx_no, from_account, to_account, amount, status, created_at) VALUES (?, '1', '2', ?, 'COMMITTED', ?)", false),
-    };
-    let mut q = sqlx::query(sql);
-    if with_seq {
-        q = q.bind(seq.unwrap());
-    }
-    q.bind(tx_no).bind(amount_minor).bind(common::now_ms()).execute(&mut *conn).await.unwrap();
+    sqlx::query(
+        "INSERT INTO transfer (seq, tx_no, from_account, to_account, amount, status, created_at) \
+         VALUES (?, ?, '1', '2', ?, 'COMMITTED', ?)",
+    )
+    .bind(seq)
+    .bind(&tx_no)
+    .bind(amount_minor)
+    .bind(common::now_ms())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     let r = sqlx::query("UPDATE account_info SET balance = balance - ? WHERE account_no = '1' AND balance >= ?")
         .bind(amount_minor)
         .bind(amount_minor)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .unwrap();
     assert_eq!(r.rows_affected(), 1);
+    tx.commit().await.unwrap();
+    tx_no
 }
 
 fn feed_tx_nos(page: &Value) -> Vec<String> {
@@ -113,7 +111,7 @@ async fn feed_does_not_skip_out_of_order_commits() {
     let (max_seq,): (i64,) = sqlx::query_as("SELECT MAX(seq) FROM transfer").fetch_one(&app.bank1_pool).await.unwrap();
 
     // B takes a higher seq and commits first; A's lower seq commits later.
-    let b = commit_by_hand(&app.bank1_pool, Some(max_seq + 10), 200).await;
+    let b = commit_by_hand(&app.bank1_pool, max_seq + 10, 200).await;
     let page = poll_until("B in the feed", DELIVERY, || async {
         let p = app.feed("0").await;
         feed_tx_nos(&p).contains(&b).then_some(p)
@@ -125,7 +123,7 @@ async fn feed_does_not_skip_out_of_order_commits() {
     assert_eq!(credited_list(&report), vec![b.clone()], "{report}");
     assert_eq!(report["cursor_after"].to_string(), cursor, "the reconciler's cursor passed B");
 
-    let a = commit_by_hand(&app.bank1_pool, Some(max_seq + 5), 300).await;
+    let a = commit_by_hand(&app.bank1_pool, max_seq + 5, 300).await;
     let after = poll_until("A in the feed after the cursor", DELIVERY, || async {
         let p = app.feed(&cursor).await;
         (!feed_tx_nos(&p).is_empty()).then_some(p)
@@ -138,9 +136,16 @@ async fn feed_does_not_skip_out_of_order_commits() {
     // On a server database, the real race: A holds its seq in an open transaction while C
     // (a higher seq) commits and is read; A commits afterwards and still reaches the reader.
     if std::env::var("TEST_MYSQL_URL").is_ok_and(|u| !u.is_empty()) {
+        // A's transaction takes its seq now and debits just before it commits (so it does not
+        // hold account 1's row lock while C debits the same account).
         let mut open = app.bank1_pool.begin().await.unwrap();
         let held = TxNo::new_random().to_string();
-        insert_and_debit(&mut open, None, &held, 400).await;
+        sqlx::query("INSERT INTO transfer (tx_no, from_account, to_account, amount, status, created_at) VALUES (?, '1', '2', 400, 'COMMITTED', ?)")
+            .bind(&held)
+            .bind(common::now_ms())
+            .execute(&mut *open)
+            .await
+            .unwrap();
         let c = app.transfer("5.00").await;
         let c_tx = c["tx_no"].as_str().unwrap().to_owned();
         app.wait_credited(&c_tx, DELIVERY).await;
@@ -151,6 +156,11 @@ async fn feed_does_not_skip_out_of_order_commits() {
         .await;
         let r = app.reconcile().await;
         assert!(credited_list(&r).is_empty(), "C came by message: {r}");
+        let r = sqlx::query("UPDATE account_info SET balance = balance - 400 WHERE account_no = '1'")
+            .execute(&mut *open)
+            .await
+            .unwrap();
+        assert_eq!(r.rows_affected(), 1);
         open.commit().await.unwrap();
         let r = poll_until("the held transfer reconciled", DELIVERY, || async {
             let r = app.reconcile().await;

@@ -45,7 +45,8 @@ pub async fn account(pool: &AnyPool, no: &AccountNo) -> sqlx::Result<Option<Acco
         .await
 }
 
-pub const TRANSFER_COLUMNS: &str = "seq, feed_pos, tx_no, from_account, to_account, amount, status, reason, created_at, committed_at";
+pub const TRANSFER_COLUMNS: &str =
+    "seq, feed_pos, tx_no, from_account, to_account, amount, status, reason, created_at, committed_at";
 
 #[tracing::instrument(skip(pool), fields(tx_no = %tx_no))]
 pub async fn transfer(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Option<TransferRow>> {

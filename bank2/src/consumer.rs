@@ -70,7 +70,7 @@ pub async fn handle_message(pool: &AnyPool, faults: &FaultSwitch, metrics: &Metr
                 msg_key: message_key(msg),
                 msg_id: msg.msg_id().to_string(),
                 tx_no: (!keys.is_empty()).then(|| keys.clone()),
-                body: String::from_utf8_lossy(&body).chars().take(65_000).collect(),
+                body: String::from_utf8_lossy(&body).chars().take(crate::store::QUARANTINE_BODY_CHARS).collect(),
                 reason: reason.to_string(),
                 at: common::now_ms(),
             };

@@ -54,7 +54,7 @@ pub async fn redrive(state: &AppState) -> Result<Report, String> {
                     msg_key: crate::consumer::message_key(m),
                     msg_id: msg_id.clone(),
                     tx_no: None,
-                    body: String::from_utf8_lossy(&body).chars().take(65_000).collect(),
+                    body: String::from_utf8_lossy(&body).chars().take(crate::store::QUARANTINE_BODY_CHARS).collect(),
                     reason: format!("dead letter: {e}"),
                     at: common::now_ms(),
                 };

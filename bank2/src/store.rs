@@ -28,6 +28,9 @@ pub struct Attempt {
     pub at: i64,
 }
 
+/// How much of a quarantined body is kept (the column is VARCHAR(8000) on MySQL).
+pub const QUARANTINE_BODY_CHARS: usize = 8000;
+
 #[derive(Debug, Clone, FromRow)]
 pub struct Quarantined {
     pub msg_key: String,

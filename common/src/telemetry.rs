@@ -15,6 +15,7 @@ pub fn init(default_filter: &str) {
     INIT.call_once(|| {
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+        let _ =
+            tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
     });
 }

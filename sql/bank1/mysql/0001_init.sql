@@ -41,7 +41,8 @@ CREATE TABLE idempotency_key (
     request_hash    VARCHAR(255) NOT NULL,
     tx_no           VARCHAR(36)  NOT NULL,
     response_status INT          NULL,
-    response_body   TEXT         NULL,
+    -- VARCHAR, not TEXT: sqlx's Any driver reads MySQL TEXT columns as bytes, not strings.
+    response_body   VARCHAR(4000) NULL,
     created_at      BIGINT       NOT NULL
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
 

@@ -33,7 +33,8 @@ CREATE TABLE quarantine (
     msg_key VARCHAR(128)  NOT NULL PRIMARY KEY,
     msg_id  VARCHAR(128)  NOT NULL,
     tx_no   VARCHAR(64)   NULL,
-    body    MEDIUMTEXT    NOT NULL,
+    -- VARCHAR, not TEXT: sqlx's Any driver reads MySQL TEXT columns as bytes, not strings.
+    body    VARCHAR(8000) NOT NULL,
     reason  VARCHAR(1024) NOT NULL,
     at      BIGINT        NOT NULL
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;

@@ -3,12 +3,14 @@
 //! - [`servers`]: the rocketmq-rust name server and broker, run inside child processes of
 //!   this binary (hidden `namesrv` / `broker` subcommands), with the broker knobs we expose.
 //! - [`children`]: owning those child processes (ready line, graceful stop, crash).
+//! - [`ports`]: free loopback ports for tests and benchmarks.
 //! - [`query`]: messages by key (the DLQ included), through the client's query API.
 //! - [`topics`]: creating the transfer topic through the admin API.
 //! - [`stack`]: `cargo run --release` — servers, topic, bank1 and bank2, until Ctrl-C.
 #![recursion_limit = "512"]
 
 pub mod children;
+pub mod ports;
 pub mod query;
 pub mod servers;
 pub mod stack;

@@ -6,10 +6,10 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bank_transfer::ports::{free_broker_port, free_port};
 use bank_transfer::servers::BrokerTuning;
 use bank_transfer::stack::Servers;
 use reqwest::StatusCode;
@@ -87,25 +87,6 @@ fn init_logs() {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A broker port p with p-2 (fast channel) and p+1 (HA) free too.
-fn free_broker_port() -> u16 {
-    for _ in 0..200 {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        if p < 1100 || p > 65000 {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", p - 2)).is_ok() && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free broker port triple");
-}
-
 /// Fresh databases: SQLite files in `dir`, or new databases on `TEST_MYSQL_URL`.
 async fn databases(dir: &std::path::Path) -> (String, String, Option<(String, Vec<String>)>) {
     match std::env::var("TEST_MYSQL_URL") {
@@ -151,10 +132,16 @@ impl TestStack {
             small_store: true,
         };
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_bank-transfer"));
-        let servers =
-            Servers::start(&exe, dir.path(), free_port(), free_broker_port(), &tuning, common::mq::DEFAULT_TOPIC)
-                .await
-                .expect("start name server and broker");
+        let servers = Servers::start(
+            &exe,
+            dir.path(),
+            free_port().unwrap(),
+            free_broker_port().unwrap(),
+            &tuning,
+            common::mq::DEFAULT_TOPIC,
+        )
+        .await
+        .expect("start name server and broker");
         let (db1, db2, mysql) = databases(dir.path()).await;
 
         let mut s1 = bank1::Settings::from_env();

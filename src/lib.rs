@@ -7,8 +7,11 @@
 //! - [`query`]: messages by key (the DLQ included), through the client's query API.
 //! - [`topics`]: creating the transfer topic through the admin API.
 //! - [`stack`]: `cargo run --release` — servers, topic, bank1 and bank2, until Ctrl-C.
+//! - [`bench`]: `bank-transfer bench` — end-to-end throughput and latency against the broker
+//!   alone, and an exactly-once check of every transfer.
 #![recursion_limit = "512"]
 
+pub mod bench;
 pub mod children;
 pub mod ports;
 pub mod query;

@@ -71,6 +71,7 @@ impl Servers {
             exe,
             &[
                 "namesrv".into(),
+                "--exit-with-parent".into(),
                 "--port".into(),
                 namesrv_port.to_string(),
                 "--home".into(),

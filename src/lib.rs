@@ -6,6 +6,7 @@
 //! - [`ports`]: free loopback ports for tests and benchmarks.
 //! - [`query`]: messages by key (the DLQ included), through the client's query API.
 //! - [`topics`]: creating the transfer topic through the admin API.
+//! - [`wait`]: polling with a deadline (tests, bench).
 //! - [`stack`]: `cargo run --release` — servers, topic, bank1 and bank2, until Ctrl-C.
 //! - [`bench`]: `bank-transfer bench` — end-to-end throughput and latency against the broker
 //!   alone, and an exactly-once check of every transfer.
@@ -18,3 +19,4 @@ pub mod query;
 pub mod servers;
 pub mod stack;
 pub mod topics;
+pub mod wait;

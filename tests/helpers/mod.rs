@@ -406,17 +406,10 @@ pub fn minor(s: &str) -> i64 {
 }
 
 /// Polls `f` every 100 ms until it yields `Some`, or panics after `within`.
-pub async fn poll_until<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+pub async fn poll_until<T, F, Fut>(what: &str, within: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    bank_transfer::wait::poll(what, within, f).await.unwrap_or_else(|e| panic!("{e}"))
 }

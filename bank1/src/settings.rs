@@ -31,18 +31,14 @@ pub struct Settings {
     #[arg(long, env = "BANK1_SEND_TIMEOUT_MS", default_value_t = 3000)]
     pub send_timeout_ms: u32,
     /// Fault: fail the local transaction (after the debit statement) for amounts >= this.
-    #[arg(long, env = "BANK1_LOCAL_TX_FAIL_AT_LEAST", value_parser = parse_threshold)]
+    #[arg(long, env = "BANK1_LOCAL_TX_FAIL_AT_LEAST", value_parser = Threshold::parse_arg)]
     pub local_tx_fail_at_least: Option<Threshold>,
     /// Fault: commit locally but answer UNKNOWN to the broker for amounts >= this.
-    #[arg(long, env = "BANK1_UNKNOWN_AT_LEAST", value_parser = parse_threshold)]
+    #[arg(long, env = "BANK1_UNKNOWN_AT_LEAST", value_parser = Threshold::parse_arg)]
     pub unknown_at_least: Option<Threshold>,
     /// Fault: commit locally but roll the half message back (a lost notification).
-    #[arg(long, env = "BANK1_LOSE_MESSAGE_AT_LEAST", value_parser = parse_threshold)]
+    #[arg(long, env = "BANK1_LOSE_MESSAGE_AT_LEAST", value_parser = Threshold::parse_arg)]
     pub lose_message_at_least: Option<Threshold>,
-}
-
-pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
-    Threshold::parse(s).map_err(|e| e.to_string())
 }
 
 impl Settings {

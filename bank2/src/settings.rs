@@ -40,12 +40,8 @@ pub struct Settings {
     #[arg(long, env = "BANK2_RECONCILE_GRACE", default_value = "10s", value_parser = common::parse_duration)]
     pub reconcile_grace: std::time::Duration,
     /// Fault: consumption fails for amounts >= this ⇒ retry ladder ⇒ DLQ.
-    #[arg(long, env = "BANK2_CONSUME_FAIL_AT_LEAST", value_parser = parse_threshold)]
+    #[arg(long, env = "BANK2_CONSUME_FAIL_AT_LEAST", value_parser = Threshold::parse_arg)]
     pub consume_fail_at_least: Option<Threshold>,
-}
-
-pub fn parse_threshold(s: &str) -> Result<Threshold, String> {
-    Threshold::parse(s).map_err(|e| e.to_string())
 }
 
 impl Settings {

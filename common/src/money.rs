@@ -126,6 +126,11 @@ impl Threshold {
         parse_minor(s.trim()).map(Self)
     }
 
+    /// For clap's `value_parser`: the error as text.
+    pub fn parse_arg(s: &str) -> Result<Self, String> {
+        Self::parse(s).map_err(|e| e.to_string())
+    }
+
     pub fn hits(self, amount: Amount) -> bool {
         amount.minor() >= self.0
     }

@@ -75,10 +75,14 @@ COPY --from=skeleton /skel/ ./
 RUN cargo fetch --locked && cargo build --release --locked --workspace
 COPY . .
 # The real sources replace the stand-ins: make them newer than the stand-ins' build.
+# What ships: the launcher without the bench/chaos tools (`--no-default-features`), the two
+# banks and mqadmin.
 RUN set -eu; find . -path ./target -prune -o -name '*.rs' -exec touch {} +; \
-    cargo build --release --locked --workspace; \
+    cargo build --release --locked -p bank-transfer --no-default-features; \
+    cargo build --release --locked -p bank1 -p bank2; \
+    cargo build --release --locked -p tools --bin mqadmin; \
     mkdir /out; \
-    find target/release -maxdepth 1 -type f -perm -u+x -exec cp {} /out/ \; ; \
+    cp target/release/bank-transfer target/release/bank1 target/release/bank2 target/release/mqadmin /out/; \
     ls -l /out
 
 # --- release (default): the runtime with the binaries compiled above ---------------------------

@@ -1,10 +1,14 @@
+//! bank-transfer — the launcher of the bank1 → bank2 transfer over a real RocketMQ:
+//! `cargo run --release` runs the whole stack on one machine with nothing to install; the
+//! `bench` and `chaos` subcommands come from the `tools` crate (default feature `tools`).
+//! It is also the binary the stack starts its name server and broker (and, for chaos, the
+//! banks) from, through hidden subcommands.
 #![recursion_limit = "512"]
 
-use clap::{Parser, Subcommand};
+mod local;
 
-use bank_transfer::bench::BenchArgs;
-use bank_transfer::servers::{BrokerArgs, NamesrvArgs};
-use bank_transfer::stack::StackArgs;
+use clap::{Parser, Subcommand};
+use stack::embedded::{BrokerArgs, NamesrvArgs};
 
 /// The bank1 → bank2 transfer over a real RocketMQ, on one machine with nothing to install.
 #[derive(Debug, Parser)]
@@ -13,7 +17,7 @@ struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
     #[command(flatten)]
-    stack: StackArgs,
+    local: local::LocalArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -24,35 +28,60 @@ enum Cmd {
     /// Run a RocketMQ broker (used by the stack as a child process).
     #[command(hide = true)]
     Broker(BrokerArgs),
-    /// Benchmark: drive transfers through bank1's API, time them until bank2 credits them,
-    /// compare with the broker alone (--baseline), and check every transfer arrived once.
-    Bench(BenchArgs),
+    /// Run bank1 alone (`bank-transfer bank1 --help`; the chaos runner's child processes).
+    #[command(hide = true, disable_help_flag = true)]
+    Bank1 {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run bank2 alone.
+    #[command(hide = true, disable_help_flag = true)]
+    Bank2 {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print a fresh Ed25519 signing key (and its public key) and a random token, for running
+    /// the banks on their own (`BANK1_SIGNING_KEY`, `BANK2_PEER_PUBLIC_KEYS`, `…_TOKEN`).
+    Keygen,
+    #[cfg(feature = "tools")]
+    #[command(flatten)]
+    Tools(tools::Command),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Some(Cmd::Namesrv(a)) => {
-            common::telemetry::init("warn");
-            bank_transfer::servers::serve_namesrv(a)
+            common::infra::telemetry::init("warn");
+            stack::embedded::serve_namesrv(a)
         }
         Some(Cmd::Broker(a)) => {
-            common::telemetry::init("warn");
-            bank_transfer::servers::serve_broker(a)
+            common::infra::telemetry::init("warn");
+            stack::embedded::serve_broker(a)
         }
-        Some(Cmd::Bench(a)) => {
-            // Per-transfer INFO lines would flood the terminal and cost throughput, and every
-            // consumer shutdown warns about its clean-expire task (cosmetic); RUST_LOG wins.
-            common::telemetry::init(
-                "warn,rocketmq_client_rust::consumer::consumer_impl::consume_message_concurrently_service=error",
+        Some(Cmd::Bank1 { args }) => {
+            common::service::app::run_from::<bank1::AppState, _, _>(std::iter::once("bank1".to_owned()).chain(args))
+        }
+        Some(Cmd::Bank2 { args }) => {
+            common::service::app::run_from::<bank2::AppState, _, _>(std::iter::once("bank2".to_owned()).chain(args))
+        }
+        Some(Cmd::Keygen) => {
+            let key = common::domain::signing::Signer::generate();
+            println!("signing key (secret; BANKn_SIGNING_KEY):      {}", key.to_base64());
+            println!("public key (the peer's BANKm_PEER_PUBLIC_KEYS): {}", key.public_base64());
+            println!("key id:                                        {}", key.key_id());
+            println!(
+                "a token (BANKn_ADMIN_TOKEN, BANKn_FEED_TOKEN):  {}",
+                common::infra::token::Token::generate().expose()
             );
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(bank_transfer::bench::run(a))
+            Ok(())
         }
+        #[cfg(feature = "tools")]
+        Some(Cmd::Tools(cmd)) => tools::run(cmd),
         None => {
-            common::telemetry::init(common::telemetry::DEFAULT_FILTER);
+            common::infra::telemetry::init(common::infra::telemetry::DEFAULT_FILTER);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(bank_transfer::stack::run(cli.stack))
+            rt.block_on(local::run(cli.local))
         }
     }
 }

@@ -13,8 +13,9 @@
 # Then: compose up (project bt-ci), wait for health, a transfer is credited, mqadmin finds its
 # message by key, a bank2 fault makes the broker redeliver (attempts visible on
 # /api/credits), lifting it credits once, a message left failing reaches the DLQ and the DLQ
-# redrive credits it, a lost message is credited by reconciliation; always `compose down -v`
-# at the end.
+# redrive credits it, a lost message is credited by reconciliation, a transfer to an unknown
+# receiver is refunded to the sender, operator endpoints refuse a request without the token;
+# always `compose down -v` at the end.
 #
 # Exits 0 with a SKIP line when there is no Docker engine or no Compose.
 #
@@ -233,6 +234,11 @@ export BANK_TRANSFER_MESSAGE_DELAY_LEVEL=${BANK_TRANSFER_MESSAGE_DELAY_LEVEL% }
 # DLQ redrive, reconciliation) is the one that credits its transfer.
 export BANK2_RECONCILE_INTERVAL=0
 export PUBLISH_ADDRESS=127.0.0.1
+# Operator tokens of this run (the compose file's demo values are overridden the way a real
+# deployment would): every /admin call below presents them.
+BANK1_ADMIN_TOKEN=ci-bank1-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+BANK2_ADMIN_TOKEN=ci-bank2-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+export BANK1_ADMIN_TOKEN BANK2_ADMIN_TOKEN
 NAMESRV_HOST_PORT=$(free_port) BROKER_HOST_PORT=$(free_port)
 BANK1_HOST_PORT=$(free_port) BANK2_HOST_PORT=$(free_port)
 export NAMESRV_HOST_PORT BROKER_HOST_PORT BANK1_HOST_PORT BANK2_HOST_PORT
@@ -269,8 +275,13 @@ ok "GET /health 200 on the published ports $BANK1_HOST_PORT, $BANK2_HOST_PORT"
 # --- a transfer, end to end ---------------------------------------------------------------
 phase "transfer credited"
 call() { # call WANT_STATUS METHOD URL [JSON] → prints the body; dies with it on another status
-  local want=$1 method=$2 url=$3 out code
-  out=$(curl -sS -w '\n%{http_code}' -X "$method" "$url" ${4:+-H 'Content-Type: application/json' -d "$4"})
+  # (/admin URLs get the bank's operator token)
+  local want=$1 method=$2 url=$3 out code auth=()
+  case $url in
+    "$b1"/admin/*) auth=(-H "Authorization: Bearer $BANK1_ADMIN_TOKEN") ;;
+    "$b2"/admin/*) auth=(-H "Authorization: Bearer $BANK2_ADMIN_TOKEN") ;;
+  esac
+  out=$(curl -sS -w '\n%{http_code}' -X "$method" "${auth[@]}" "$url" ${4:+-H 'Content-Type: application/json' -d "$4"})
   code=${out##*$'\n'}
   out=${out%$'\n'*}
   [ "$code" = "$want" ] || die "$method $url ${4:-}: HTTP $code $out"
@@ -359,6 +370,29 @@ want2=$([ "$have_mqadmin" = 1 ] && echo 310.00 || echo 240.00)
 [ "$(balance "$b1" 1)" = "$want1" ] || die "bank1 account 1: $(balance "$b1" 1), want $want1"
 [ "$(balance "$b2" 2)" = "$want2" ] || die "bank2 account 2: $(balance "$b2" 2), want $want2"
 ok "80.00 ($tx4) lost, then credited by POST /admin/reconcile (bank1 $want1 + bank2 $want2 = 1000.00)"
+
+# --- a receiver bank2 does not have: rejected, the funds come back to the sender -----------
+phase "unknown receiver: refund"
+before=$(balance "$b1" 1)
+out=$(call 201 POST "$b1/api/transfers" '{"from_account":"1","to_account":"999","amount":"5.00"}')
+tx5=$(jq -r .tx_no <<<"$out")
+[ "$(jq -r .status <<<"$out")" = COMMITTED ] || die "POST /api/transfers to 999: $out"
+refunded() { [ "$(curl -fsS "$b1/api/transfers/$1" | jq -r .status)" = REFUNDED ]; }
+wait_for 60 "refund of $tx5" refunded "$tx5"
+curl -fsS "$b1/api/transfers/$tx5" | jq -c '{status, reason, refunded_at, refund_source}' | sed 's/^/  | /'
+[ "$(curl -fsS "$b2/api/credits/$tx5" | jq -r .outcome)" = REJECTED ] || die "$tx5 is not REJECTED at bank2"
+[ "$(balance "$b1" 1)" = "$before" ] || die "bank1 account 1: $(balance "$b1" 1), want $before after the refund"
+ok "5.00 to account 999 ($tx5): REJECTED at bank2, REFUNDED at bank1, account 1 back to $before"
+
+# --- operator endpoints need the token -----------------------------------------------------
+phase "operator auth"
+code=$(curl -s -o "$work/401.json" -w '%{http_code}' -X PUT "$b1/admin/faults" -H 'Content-Type: application/json' -d '{"unknown_at_least":"1.00"}')
+[ "$code" = 401 ] || die "PUT bank1 /admin/faults without a token: HTTP $code"
+[ "$(jq -r .error.code "$work/401.json")" = unauthorized ] || die "401 body: $(cat "$work/401.json")"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$b2/admin/dlq/redrive" -H "Authorization: Bearer $BANK1_ADMIN_TOKEN")
+[ "$code" = 401 ] || die "POST bank2 /admin/dlq/redrive with bank1's token: HTTP $code"
+[ "$(call 200 GET "$b1/admin/faults" | jq -r .unknown_at_least)" = null ] || die "the refused PUT changed a fault"
+ok "no token → 401 {\"error\":{\"code\":\"unauthorized\"}}, another bank's token → 401, nothing changed"
 
 # --- summary ------------------------------------------------------------------------------
 phase ""

@@ -1,15 +1,15 @@
-//! Whole-system tests of recovery (DESIGN flow 4): reconciliation over bank1's feed, DLQ
-//! redrive, quarantine of poison messages. Real broker, real databases; every test ends by
-//! checking that money is conserved.
+//! Whole-system tests of recovery (docs/ARCHITECTURE.md, "Reconcile" and "DLQ"):
+//! reconciliation over bank1's feed, DLQ redrive, quarantine of poison messages. Real broker,
+//! real databases; every test ends by checking that money is conserved.
 #![recursion_limit = "512"]
 
 mod helpers;
 
 use std::time::Duration;
 
-use common::ids::{AccountNo, TxNo};
-use common::message::{TransferMessage, MESSAGE_VERSION};
-use common::money::Amount;
+use common::domain::ids::{AccountNo, TxNo};
+use common::domain::message::{Body, TransferMessage, MESSAGE_VERSION};
+use common::domain::money::Amount;
 use helpers::{minor, poll_until, TestStack};
 use serde_json::{json, Value};
 
@@ -45,10 +45,11 @@ async fn lost_message_recovered_by_reconcile() {
     let ok = app.transfer("1.00").await;
     app.wait_credited(ok["tx_no"].as_str().unwrap(), DELIVERY).await;
     assert_eq!(app.credit(&lost_tx).await["credited"], false);
-    let rt = common::mq::MqRuntime::new("test").unwrap();
-    let on_topic = bank_transfer::query::messages_by_key(&rt, &app.namesrv_addr, common::mq::DEFAULT_TOPIC, &lost_tx)
-        .await
-        .unwrap();
+    let rt = common::infra::mq::MqRuntime::new("test").unwrap();
+    let on_topic =
+        common::infra::mq::read::messages_by_key(&rt, &app.namesrv_addr, common::infra::mq::DEFAULT_TOPIC, &lost_tx)
+            .await
+            .unwrap();
     rt.shutdown().await;
     assert!(on_topic.is_empty(), "no message was ever delivered for the lost transfer");
     assert_eq!(app.balance1("1").await, "939.00");
@@ -217,7 +218,8 @@ async fn dlq_redrive_skips_uncommitted() {
     let rb_tx = rolled_back["tx_no"].as_str().unwrap().to_owned();
     let unknown_tx = TxNo::new_random().to_string();
     app.put_faults(&app.bank2_url, json!({"consume_fail_at_least": "50.00"})).await;
-    app.publish_raw(&[
+    // Signed with bank1's key: a bank1 bug, not an outsider (those are quarantined).
+    app.publish_signed(&[
         (Some(&rb_tx), message_for(&rb_tx, "70.00")),
         (Some(&unknown_tx), message_for(&unknown_tx, "80.00")),
     ])
@@ -256,7 +258,8 @@ async fn poison_message_quarantined_consumer_continues() {
         (None, future.into_bytes()),
         (None, float.into_bytes()),
     ];
-    app.publish_raw(&poison).await;
+    // Signed with bank1's key: what a bank1 bug could send (unsigned ones never get this far).
+    app.publish_signed(&poison).await;
     let ok = app.transfer("10.00").await;
     app.wait_credited(ok["tx_no"].as_str().unwrap(), DELIVERY).await;
 
@@ -293,10 +296,11 @@ async fn reconcile_and_redelivery_race_credits_once() {
     for _ in 0..4 {
         let http = app.http.clone();
         let url = format!("{}/admin/reconcile?grace=0s", app.bank2_url);
+        let token = app.secrets.bank2_admin.expose().to_owned();
         runs.push(tokio::spawn(async move {
             let mut credited = 0;
             for _ in 0..10 {
-                let r: Value = http.post(&url).send().await.unwrap().json().await.unwrap();
+                let r: Value = http.post(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
                 credited += r["credited"].as_array().map_or(0, Vec::len);
             }
             credited
@@ -343,7 +347,8 @@ async fn reconcile_cursor_survives_restart() {
     assert!(cursor > 0);
 
     app.restart_bank2().await;
-    let (_, state) = app.get(format!("{}/admin/reconcile", app.bank2_url)).await;
+    let state: Value =
+        app.admin(reqwest::Method::GET, &app.bank2_url, "/admin/reconcile").send().await.unwrap().json().await.unwrap();
     assert_eq!(state["cursor"], cursor.to_string(), "the cursor survived the restart");
 
     let t2 = app.transfer("70.00").await["tx_no"].as_str().unwrap().to_owned();

@@ -1,6 +1,6 @@
-//! Whole-system tests, one per DESIGN test-matrix row of the core transfer: a real
-//! rocketmq-rust name server and broker, real databases (SQLite, or MariaDB/MySQL with
-//! `TEST_MYSQL_URL`), bank1 and bank2 as they run in production.
+//! Whole-system tests of the core transfer, one per row of the test matrix in
+//! docs/ARCHITECTURE.md: a real rocketmq-rust name server and broker, real databases (SQLite,
+//! or MariaDB/MySQL with `TEST_MYSQL_URL`), bank1 and bank2 as they run in production.
 #![recursion_limit = "512"]
 
 mod helpers;
@@ -8,9 +8,9 @@ mod helpers;
 use std::any::Any;
 use std::time::Duration;
 
-use common::ids::{AccountNo, TxNo};
-use common::message::{TransferMessage, MESSAGE_VERSION, TRANSFER_TAG};
-use common::money::Amount;
+use common::domain::ids::{AccountNo, TxNo};
+use common::domain::message::{Body, TransferMessage, MESSAGE_VERSION, TRANSFER_TAG};
+use common::domain::money::Amount;
 use helpers::{minor, poll_until, TestStack};
 use reqwest::StatusCode;
 use rocketmq_client_rust::{DefaultMQProducer, LocalTransactionState, TransactionListener, TransactionMQProducer};
@@ -34,10 +34,24 @@ fn transfer_message(amount: &str) -> TransferMessage {
 
 fn mq_message(m: &TransferMessage) -> Message {
     Message::builder()
-        .topic(common::mq::DEFAULT_TOPIC)
+        .topic(common::infra::mq::DEFAULT_TOPIC)
         .tags(TRANSFER_TAG)
         .key(m.tx_no.as_str())
         .body_slice(&m.to_json())
+        .build()
+        .unwrap()
+}
+
+/// The message as bank1 sends it: signed with its key.
+fn signed_message(app: &TestStack, m: &TransferMessage) -> Message {
+    let body = m.to_json();
+    Message::builder()
+        .topic(common::infra::mq::DEFAULT_TOPIC)
+        .tags(TRANSFER_TAG)
+        .key(m.tx_no.as_str())
+        .body_slice(&body)
+        .raw_property(common::domain::signing::SIGNATURE_PROPERTY, app.secrets.bank1_signer.sign(&body))
+        .unwrap()
         .build()
         .unwrap()
 }
@@ -177,15 +191,16 @@ async fn bank1_failure_rolls_back() {
     assert_eq!(ok["status"], "COMMITTED");
     app.wait_credited(ok["tx_no"].as_str().unwrap(), DELIVERY).await;
     assert_eq!(app.credit(failed_tx).await["credited"], false);
-    let rt = common::mq::MqRuntime::new("test").unwrap();
-    let delivered = bank_transfer::query::messages_by_key(&rt, &app.namesrv_addr, common::mq::DEFAULT_TOPIC, failed_tx)
-        .await
-        .unwrap();
+    let rt = common::infra::mq::MqRuntime::new("test").unwrap();
+    let delivered =
+        common::infra::mq::read::messages_by_key(&rt, &app.namesrv_addr, common::infra::mq::DEFAULT_TOPIC, failed_tx)
+            .await
+            .unwrap();
     assert!(delivered.is_empty(), "a rolled-back half message is never committed to the topic");
-    let committed = bank_transfer::query::messages_by_key(
+    let committed = common::infra::mq::read::messages_by_key(
         &rt,
         &app.namesrv_addr,
-        common::mq::DEFAULT_TOPIC,
+        common::infra::mq::DEFAULT_TOPIC,
         ok["tx_no"].as_str().unwrap(),
     )
     .await
@@ -237,11 +252,11 @@ impl TransactionListener for CrashedBeforeCommit {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_before_commit_check_back_rolls_back() {
     let app = TestStack::start().await;
-    let rt = common::mq::MqRuntime::new("crashing-bank1").unwrap();
+    let rt = common::infra::mq::MqRuntime::new("crashing-bank1").unwrap();
     let mut crashing = TransactionMQProducer::builder(rt.client())
-        .producer_group(common::mq::DEFAULT_PRODUCER_GROUP)
+        .producer_group(common::infra::mq::DEFAULT_PRODUCER_GROUP)
         .name_server_addr(app.namesrv_addr.clone())
-        .topics(vec![common::mq::DEFAULT_TOPIC])
+        .topics(vec![common::infra::mq::DEFAULT_TOPIC])
         .transaction_listener(CrashedBeforeCommit)
         .build();
     crashing.start().await.unwrap();
@@ -266,7 +281,9 @@ async fn crash_before_commit_check_back_rolls_back() {
     app.wait_credited(ok["tx_no"].as_str().unwrap(), DELIVERY).await;
     assert_eq!(app.credit(&tx_no).await["credited"], false);
     let delivered =
-        bank_transfer::query::messages_by_key(&rt, &app.namesrv_addr, common::mq::DEFAULT_TOPIC, &tx_no).await.unwrap();
+        common::infra::mq::read::messages_by_key(&rt, &app.namesrv_addr, common::infra::mq::DEFAULT_TOPIC, &tx_no)
+            .await
+            .unwrap();
     assert!(delivered.is_empty(), "the rolled-back half message never reached the topic");
     rt.shutdown().await;
     assert_eq!(app.balance2("2").await, "5.00");
@@ -283,10 +300,10 @@ async fn bank2_failure_retries_16_times_then_dlq() {
     let tx_no = reply["tx_no"].as_str().unwrap().to_owned();
 
     // The first delivery and 16 redeliveries on the ladder, then the dead-letter queue.
-    let rt = common::mq::MqRuntime::new("test").unwrap();
-    let dlq = format!("%DLQ%{}", common::mq::DEFAULT_CONSUMER_GROUP);
+    let rt = common::infra::mq::MqRuntime::new("test").unwrap();
+    let dlq = format!("%DLQ%{}", common::infra::mq::DEFAULT_CONSUMER_GROUP);
     let dead = poll_until("the message in the DLQ", Duration::from_secs(180), || async {
-        let m = bank_transfer::query::messages_by_key(&rt, &app.namesrv_addr, &dlq, &tx_no).await.ok()?;
+        let m = common::infra::mq::read::messages_by_key(&rt, &app.namesrv_addr, &dlq, &tx_no).await.ok()?;
         (!m.is_empty()).then_some(m)
     })
     .await;
@@ -323,7 +340,7 @@ async fn duplicate_delivery_credits_once() {
     app.wait_credited(&tx_no, DELIVERY).await;
 
     // The broker delivers the same transfer again (a producer retry, a rebalance): twice.
-    let rt = common::mq::MqRuntime::new("dup").unwrap();
+    let rt = common::infra::mq::MqRuntime::new("dup").unwrap();
     let mut producer = DefaultMQProducer::builder(rt.client())
         .producer_group("duplicate_sender")
         .name_server_addr(app.namesrv_addr.clone())
@@ -338,7 +355,7 @@ async fn duplicate_delivery_credits_once() {
         created_at_ms: common::now_ms(),
     };
     for _ in 0..2 {
-        producer.send(mq_message(&original)).await.unwrap();
+        producer.send(signed_message(&app, &original)).await.unwrap();
     }
     producer.shutdown().await;
     rt.shutdown().await;
@@ -352,17 +369,15 @@ async fn duplicate_delivery_credits_once() {
     let msg = transfer_message("7.00");
     let mut runs = Vec::new();
     for _ in 0..8 {
-        let pool = app.bank2_pool.clone();
+        let credits = app.bank2_credits.clone();
         let m = msg.clone();
-        runs.push(tokio::spawn(async move {
-            bank2::credit::apply(&pool, bank2::faults::Faults::default(), &m, bank2::credit::Source::Mq).await
-        }));
+        runs.push(tokio::spawn(async move { credits.apply(&m, bank2::store::Source::Mq).await }));
     }
     let mut credited = 0;
     for r in runs {
         match r.await.unwrap() {
-            bank2::credit::CreditOutcome::Credited => credited += 1,
-            bank2::credit::CreditOutcome::AlreadyCredited => {}
+            bank2::credit::Outcome::Credited => credited += 1,
+            bank2::credit::Outcome::AlreadyCredited => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -431,6 +446,235 @@ async fn concurrent_transfers_conserve_money() {
         assert_eq!(t["status"], "ROLLED_BACK");
     }
     assert_eq!(minor(&app.balance2("2").await), debited, "bank2 credited exactly the committed transfers");
+    app.wait_conserved(0, DELIVERY).await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_survives_crash_between_claim_and_send() {
+    let app = TestStack::start().await;
+    let body = json!({"from_account": "1", "to_account": "2", "amount": "25.00"});
+    let fingerprint = bank1::transfers::TransferRequest::from_json(&body).unwrap().fingerprint();
+    // A request claimed its key, then died before its half message: only the claim is left.
+    let claim = |key: &'static str, age_ms: i64| {
+        let pool = app.bank1_pool.clone();
+        let fingerprint = fingerprint.clone();
+        async move {
+            let tx = TxNo::new_random().to_string();
+            sqlx::query("INSERT INTO idempotency_key (idem_key, request_hash, tx_no, created_at) VALUES (?, ?, ?, ?)")
+                .bind(key)
+                .bind(&fingerprint)
+                .bind(&tx)
+                .bind(common::now_ms() - age_ms)
+                .execute(&pool)
+                .await
+                .unwrap();
+            tx
+        }
+    };
+
+    // Young: the first request may still be running.
+    claim("order-young", 0).await;
+    let (status, reply) = app.post_transfer_with(body.clone(), Some("order-young")).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("request_in_progress")));
+
+    // Older than the claim timeout: settled from bank1's rows and run afresh, not 409 forever.
+    let abandoned = claim("order-crashed", 120_000).await;
+    let (status, first) = app.post_transfer_with(body.clone(), Some("order-crashed")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["status"], "COMMITTED");
+    assert_ne!(first["tx_no"], abandoned.as_str(), "a fresh transfer");
+    let (status, again) = app.post_transfer_with(body.clone(), Some("order-crashed")).await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &first), "then replayed as usual");
+    // The abandoned transfer is settled as never debited: its late local transaction loses.
+    let (_, t) = app.bank1_transfer(&abandoned).await;
+    assert_eq!(t["status"], "ROLLED_BACK", "{t}");
+    let late = TransferMessage {
+        version: MESSAGE_VERSION,
+        tx_no: TxNo::parse(&abandoned).unwrap(),
+        from_account: AccountNo::parse("1").unwrap(),
+        to_account: AccountNo::parse("2").unwrap(),
+        amount: Amount::parse("25.00").unwrap(),
+        created_at_ms: common::now_ms(),
+    };
+    let outcome = bank1::producer::run_local_tx(&app.bank1_pool, &late, bank1::faults::Faults::default()).await;
+    assert_eq!(outcome, bank1::producer::LocalOutcome::Refused(bank1::producer::Refusal::Superseded));
+
+    app.wait_credited(first["tx_no"].as_str().unwrap(), DELIVERY).await;
+    assert_eq!(app.balance1("1").await, "975.00", "debited once");
+    assert_eq!(app.balance2("2").await, "25.00");
+    app.assert_conserved(0).await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_same_idempotency_key_debits_once() {
+    let app = TestStack::start().await;
+    let body = json!({"from_account": "1", "to_account": "2", "amount": "40.00"});
+    let mut posts = Vec::new();
+    for _ in 0..12 {
+        let http = app.http.clone();
+        let url = format!("{}/api/transfers", app.bank1_url);
+        let body = body.clone();
+        posts.push(tokio::spawn(async move {
+            let r = http.post(url).header("Idempotency-Key", "order-race").json(&body).send().await.unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        }));
+    }
+    let mut tx_nos = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for p in posts {
+        let (status, reply) = p.await.unwrap();
+        match status {
+            StatusCode::CREATED => {
+                created += 1;
+                assert_eq!(reply["status"], "COMMITTED", "{reply}");
+                tx_nos.insert(reply["tx_no"].as_str().unwrap().to_owned());
+            }
+            StatusCode::CONFLICT => assert_eq!(reply["error"]["code"], "request_in_progress", "{reply}"),
+            other => panic!("unexpected {other}: {reply}"),
+        }
+    }
+    assert!(created >= 1);
+    assert_eq!(tx_nos.len(), 1, "every success names the same transfer: {tx_nos:?}");
+    // Once settled, every replay answers that one transfer.
+    let (status, replay) = app.post_transfer_with(body.clone(), Some("order-race")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(tx_nos.contains(replay["tx_no"].as_str().unwrap()));
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM transfer WHERE status = 'COMMITTED'")
+        .fetch_one(&app.bank1_pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "one transfer row debited");
+    app.wait_credited(tx_nos.first().unwrap(), DELIVERY).await;
+    assert_eq!(app.balance1("1").await, "960.00", "debited once");
+    app.assert_conserved(0).await;
+    app.shutdown().await;
+}
+
+/// A client that keeps sending 1.00 transfers, each with its own Idempotency-Key, retrying an
+/// indeterminate answer (no reply) with the same key as a careful client would. It records
+/// every definitive reply.
+struct SteadyClient {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    replies: std::sync::Arc<std::sync::Mutex<Vec<(StatusCode, serde_json::Value)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SteadyClient {
+    fn start(app: &TestStack) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let replies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (http, url) = (app.http.clone(), format!("{}/api/transfers", app.bank1_url));
+        let (s, r) = (stop.clone(), replies.clone());
+        let task = tokio::spawn(async move {
+            let body = json!({"from_account": "1", "to_account": "2", "amount": "1.00"});
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = uuid::Uuid::new_v4().to_string();
+                let reply = loop {
+                    match http.post(&url).header("Idempotency-Key", &key).json(&body).send().await {
+                        Ok(resp) => break (resp.status(), resp.json().await.unwrap_or_default()),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                };
+                let unavailable = reply.0 == StatusCode::SERVICE_UNAVAILABLE;
+                r.lock().unwrap().push(reply);
+                if unavailable {
+                    // A client backs off a little when the service says it is unavailable.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        Self { stop, replies, task }
+    }
+
+    fn unavailable(&self) -> usize {
+        self.replies.lock().unwrap().iter().filter(|(s, _)| *s == StatusCode::SERVICE_UNAVAILABLE).count()
+    }
+
+    fn committed(&self) -> usize {
+        self.replies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, b)| *s == StatusCode::CREATED && b["status"] == "COMMITTED")
+            .count()
+    }
+
+    async fn finish(self) -> Vec<(StatusCode, serde_json::Value)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+        std::sync::Arc::try_unwrap(self.replies).unwrap().into_inner().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_mid_flow_loses_nothing() {
+    let mut app = TestStack::start().await;
+    let client = SteadyClient::start(&app);
+    poll_until("transfers flowing before the crash", DELIVERY, || async { (client.committed() >= 5).then_some(()) })
+        .await;
+
+    // kill -9 of the broker with transfers in flight. It stays down until the client has been
+    // refused often enough to open the RocketMQ client's circuit breaker (5 failures open it
+    // for 30 s), then restarts on the same store.
+    app.crash_broker_then(poll_until("503s while the broker is down", DELIVERY, || async {
+        (client.unavailable() >= 8).then_some(())
+    }))
+    .await;
+    let restarted = std::time::Instant::now();
+    let before = client.committed();
+    poll_until("bank1 accepts transfers again after the broker restart", Duration::from_secs(120), || async {
+        (client.committed() >= before + 5).then_some(())
+    })
+    .await;
+    println!("first COMMITTED transfers after the restart within {:?}", restarted.elapsed());
+    let replies = client.finish().await;
+
+    // Every answer is definitive and clean: 201 with a settled status, or 503 naming the cause.
+    let mut committed = Vec::new();
+    let mut unavailable = 0;
+    for (status, body) in &replies {
+        match *status {
+            StatusCode::CREATED => {
+                let tx_no = body["tx_no"].as_str().unwrap().to_owned();
+                let settled = match body["status"].as_str().unwrap() {
+                    "UNKNOWN" => {
+                        poll_until("bank1 settles its own outcome", DELIVERY, || async {
+                            let (_, t) = app.bank1_transfer(&tx_no).await;
+                            (t["status"] != "UNKNOWN").then(|| t["status"].as_str().unwrap().to_owned())
+                        })
+                        .await
+                    }
+                    s => s.to_owned(),
+                };
+                match settled.as_str() {
+                    "COMMITTED" => committed.push(tx_no),
+                    "ROLLED_BACK" => {}
+                    other => panic!("unexpected status {other}: {body}"),
+                }
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(body["error"]["code"], "unavailable", "{body}");
+                unavailable += 1;
+            }
+            other => panic!("unexpected answer {other}: {body}"),
+        }
+    }
+    println!("{} transfers committed, {unavailable} answered 503 during the outage", committed.len());
+
+    // Nothing lost: every committed transfer is credited once (by its message, redelivered
+    // after the restart), and nothing else was debited — a 503 left nothing behind.
+    for tx in &committed {
+        app.wait_credited(tx, Duration::from_secs(180)).await;
+    }
+    println!("every committed transfer credited {:?} after the restart", restarted.elapsed());
+    let debited = i64::try_from(committed.len()).unwrap() * 100;
+    assert_eq!(
+        minor(&app.balance1("1").await),
+        helpers::INITIAL_TOTAL_MINOR - debited,
+        "bank1 debited exactly the committed"
+    );
     app.wait_conserved(0, DELIVERY).await;
     app.shutdown().await;
 }

@@ -1,62 +1,31 @@
 //! Operator fault injection by amount threshold (`GET|PUT /admin/faults`, `BANK1_*` env).
 
-use common::faults::{patch, present, Switch};
-use common::money::{Amount, Threshold};
-use serde::{Deserialize, Serialize};
-
-/// Current thresholds; `None` = fault off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Faults {
-    /// Local transaction fails after the debit statement ⇒ rollback ⇒ ROLLBACK.
-    pub local_tx_fail_at_least: Option<Threshold>,
-    /// Local transaction commits, bank1 answers UNKNOWN ⇒ the broker's check-back decides.
-    pub unknown_at_least: Option<Threshold>,
-    /// Local transaction commits, the half message is rolled back ⇒ a lost notification.
-    pub lose_message_at_least: Option<Threshold>,
-}
-
-impl Faults {
-    pub fn local_tx_fails(&self, a: Amount) -> bool {
-        self.local_tx_fail_at_least.is_some_and(|t| t.hits(a))
-    }
-    pub fn answers_unknown(&self, a: Amount) -> bool {
-        self.unknown_at_least.is_some_and(|t| t.hits(a))
-    }
-    pub fn loses_message(&self, a: Amount) -> bool {
-        self.lose_message_at_least.is_some_and(|t| t.hits(a))
+common::fault_set! {
+    /// bank1's thresholds; `None` = fault off.
+    pub struct Faults / FaultsPatch {
+        /// Fault: the local transaction fails after the debit statement for amounts >= this
+        /// ⇒ rollback ⇒ ROLLBACK.
+        local_tx_fail_at_least = "BANK1_LOCAL_TX_FAIL_AT_LEAST",
+        /// Fault: the local transaction commits, bank1 answers UNKNOWN ⇒ the broker's
+        /// check-back decides.
+        unknown_at_least = "BANK1_UNKNOWN_AT_LEAST",
+        /// Fault: the local transaction commits, the half message is rolled back ⇒ a lost
+        /// notification.
+        lose_message_at_least = "BANK1_LOSE_MESSAGE_AT_LEAST",
     }
 }
 
-/// A `PUT /admin/faults` body: fields present are set (`null` = off), absent ones unchanged,
-/// unknown ones rejected (a typo must not silently leave a fault off).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultsPatch {
-    #[serde(default, deserialize_with = "present")]
-    pub local_tx_fail_at_least: Option<Option<Threshold>>,
-    #[serde(default, deserialize_with = "present")]
-    pub unknown_at_least: Option<Option<Threshold>>,
-    #[serde(default, deserialize_with = "present")]
-    pub lose_message_at_least: Option<Option<Threshold>>,
-}
-
-impl FaultsPatch {
-    pub fn apply_to(self, f: &mut Faults) {
-        patch(&mut f.local_tx_fail_at_least, self.local_tx_fail_at_least);
-        patch(&mut f.unknown_at_least, self.unknown_at_least);
-        patch(&mut f.lose_message_at_least, self.lose_message_at_least);
-    }
-}
-
-pub type FaultSwitch = Switch<Faults>;
+pub type FaultSwitch = common::service::faults::Switch<Faults>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::domain::money::Threshold;
+    use common::service::faults::FaultSet;
 
     fn put(s: &FaultSwitch, body: &str) -> Faults {
         let p: FaultsPatch = serde_json::from_str(body).unwrap();
-        s.update(|f| p.apply_to(f))
+        s.update(|f| f.apply(p))
     }
 
     #[test]

@@ -1,103 +1,110 @@
 //! bank1 — the sender. Debits the sender's account and publishes the transfer atomically as a
-//! RocketMQ transactional (half) message; answers the broker's check-back from its own rows.
+//! signed RocketMQ transactional (half) message; answers the broker's check-back from its own
+//! rows. Takes returned funds back: bank2's signed refund notices, and bank2's rejection feed
+//! for the ones the messages missed.
 //!
 //! - [`settings`]: flags / `BANK1_*` env.
-//! - [`store`]: the SQL (accounts, transfers, idempotency keys).
-//! - [`producer`]: the transactional producer, local transaction and check-back.
+//! - [`store`]: the SQL (accounts, transfers, idempotency keys, the refund).
+//! - [`producer`]: the debit as a local transaction, and the check-back.
 //! - [`transfers`]: the transfer flow and its reply.
-//! - [`feed`]: the reconciliation feed and its sequencer.
+//! - [`refund`]: refund notices (consumer) and the rejection feed (reconciler).
 //! - [`faults`]: operator fault injection by amount threshold.
-//! - [`http`]: the API (`/api/transfers`, `/api/accounts`, `/admin/faults`, `/health`).
+//! - [`http`]: the API (`/api/transfers`; with the shared `/api/accounts`, `/api/quarantine`,
+//!   `/admin/faults`, `/admin/reconcile` and `/health`).
 //!
-//! [`App::build`] wires it all; `main.rs` only parses settings and runs it.
+//! [`AppState`] is the [`Service`](common::service::app::Service) that the shared [`App`]
+//! skeleton runs; `main.rs` is one line.
 
 #![recursion_limit = "512"]
 
-pub use common::error;
+pub use common::service::error;
 pub mod faults;
-pub mod feed;
 pub mod http;
 pub mod producer;
+pub mod refund;
 pub mod settings;
 pub mod store;
 pub mod transfers;
 
-use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
-use common::db::Db;
-use common::mq::MqRuntime;
-use tokio::net::TcpListener;
+use common::domain::message;
+use common::infra::mq::consumer::PushConsumer;
+use common::infra::mq::tx::TxProducer;
+use common::service::app::{Background, Base, Service, Shared};
+use common::service::reconcile::{Reconciler, Report};
+use sqlx::migrate::Migrator;
 
 use crate::faults::{FaultSwitch, Faults};
-use crate::producer::Publisher;
 pub use crate::settings::Settings;
+
+/// Refund notices handled at once (they are rare).
+const REFUND_CONSUME_THREADS: u32 = 2;
+
+/// bank1, built and serving.
+pub type App = common::service::app::App<AppState>;
 
 /// Everything a request handler needs.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Db,
+    pub shared: Shared,
     /// Wakes the feed sequencer after a commit.
     pub feed_wake: Arc<tokio::sync::Notify>,
-    pub publisher: Publisher,
+    /// The transfer producer (local transaction: the debit).
+    pub publisher: TxProducer<producer::DebitTx>,
+    pub refunds: PushConsumer,
     pub faults: FaultSwitch,
     pub settings: Arc<Settings>,
 }
 
-/// A built bank1: database migrated, producer started, listener bound.
-pub struct App {
-    listener: TcpListener,
-    state: AppState,
-    mq: MqRuntime,
-}
+impl Service for AppState {
+    type Settings = Settings;
+    type Faults = Faults;
 
-impl App {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = common::db::connect(
-            &settings.database_url,
-            &sqlx::migrate!("../sql/bank1/sqlite"),
-            &sqlx::migrate!("../sql/bank1/mysql"),
-            settings.db_max_connections,
-        )
-        .await?;
-        let faults = FaultSwitch::new(Faults {
-            local_tx_fail_at_least: settings.local_tx_fail_at_least,
-            unknown_at_least: settings.unknown_at_least,
-            lose_message_at_least: settings.lose_message_at_least,
-        });
-        let mq = MqRuntime::new("bank1")?;
-        let publisher = Publisher::start(&mq, &settings, db.pool.clone(), faults.clone()).await?;
-        let listener =
-            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-        let state = AppState { db, feed_wake: Arc::default(), publisher, faults, settings: Arc::new(settings) };
-        Ok(Self { listener, state, mq })
+    const CURSOR: &'static str = refund::Bank2Rejections::CURSOR;
+    const MIGRATORS: &'static [Migrator; 2] = &store::MIGRATORS;
+
+    async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
+        let faults = FaultSwitch::new(settings.faults);
+        let pool = base.shared.db.pool.clone();
+        let debit = producer::DebitTx { pool: pool.clone(), faults: faults.clone() };
+        let (group, topic) = (&settings.common.producer_group, &settings.common.topic);
+        let publisher = base.producer(&settings, group, topic, message::TRANSFER_TAG, debit).await?;
+        let refunds = refund::Refunds { pool, peers: base.peers.clone() };
+        let (group, topic) = (&settings.common.consumer_group, &settings.common.refund_topic);
+        let refunds = base.consumer(&settings, group, topic, REFUND_CONSUME_THREADS, refunds).await?;
+        let shared = base.shared;
+        Ok(AppState { shared, feed_wake: Arc::default(), publisher, refunds, faults, settings: Arc::new(settings) })
     }
 
-    pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    fn faults(&self) -> &FaultSwitch {
+        &self.faults
     }
 
-    /// Serves until `shutdown` resolves: HTTP drains first, then the producer stops.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, mq } = self;
-        let router = http::router(state.clone());
-        tracing::info!(addr = ?listener.local_addr().ok(), "bank1 listening");
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let sequencer =
-            tokio::spawn(feed::run_sequencer(state.db.pool.clone(), Arc::clone(&state.feed_wake), async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            }));
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
-        let _ = stop_tx.send(true);
-        let _ = sequencer.await;
-        state.publisher.shutdown().await;
-        mq.shutdown().await;
-        state.db.pool.close().await;
-        served.context("bank1 HTTP server")
+    fn routes(&self) -> axum::Router<Self> {
+        http::routes()
+    }
+
+    fn admin_routes(&self) -> axum::Router<Self> {
+        axum::Router::new()
+    }
+
+    fn background(&self, bg: &mut Background) {
+        bg.spawn(store::TRANSFER_FEED.run::<i64>(self.pool().clone(), Arc::clone(&self.feed_wake), bg.stopped()));
+    }
+
+    async fn reconcile(&self, grace: Duration) -> error::Result<Report> {
+        let feed = refund::Bank2Rejections { bank2: &self.shared.peer, pool: self.pool() };
+        self.shared.reconcile_runs.once(&feed, self.pool(), grace).await
+    }
+
+    async fn stop_roles(&self) {
+        self.refunds.shutdown().await;
+        self.publisher.shutdown().await;
     }
 }

@@ -1,11 +1,5 @@
 #![recursion_limit = "512"]
 
-use clap::Parser;
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    common::telemetry::init(common::telemetry::DEFAULT_FILTER);
-    let settings = bank1::Settings::parse();
-    let app = bank1::App::build(settings).await?;
-    app.run_until(common::shutdown::shutdown_signal()).await
+fn main() -> anyhow::Result<()> {
+    common::service::app::main::<bank1::AppState>()
 }

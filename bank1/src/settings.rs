@@ -1,9 +1,9 @@
-//! bank1's settings: flags, each with a `BANK1_…` environment variable (env wins in compose).
-
-use std::net::SocketAddr;
+//! bank1's settings: the ones every bank has ([`Common`], `BANK1_*` names), and its own. Each
+//! is a flag with an environment variable (env wins in compose).
 
 use clap::Parser;
-use common::money::Threshold;
+use common::infra::mq;
+use common::service::settings::{BankSettings, Common, Names};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -11,39 +11,51 @@ use common::money::Threshold;
     about = "bank1: debits the sender and publishes the transfer as a RocketMQ transactional message"
 )]
 pub struct Settings {
-    /// HTTP listen address (port 0 picks a free port).
-    #[arg(long, env = "BANK1_LISTEN", default_value = "127.0.0.1:56081")]
-    pub listen: SocketAddr,
-    /// Database URL: sqlite://path/to/bank1.db or mysql://user:pass@host:3306/bank1.
-    #[arg(long, env = "BANK1_DATABASE_URL", default_value = "sqlite://data/bank1.db")]
-    pub database_url: String,
-    /// Pool size for MySQL (SQLite always uses one connection).
-    #[arg(long, env = "BANK1_DB_MAX_CONNECTIONS", default_value_t = 16)]
-    pub db_max_connections: u32,
-    /// RocketMQ name server(s), host:port[;host:port].
-    #[arg(long, env = "NAMESRV_ADDR", default_value = common::mq::DEFAULT_NAMESRV)]
-    pub namesrv_addr: String,
-    #[arg(long, env = "BANK1_TOPIC", default_value = common::mq::DEFAULT_TOPIC)]
-    pub topic: String,
-    #[arg(long, env = "BANK1_PRODUCER_GROUP", default_value = common::mq::DEFAULT_PRODUCER_GROUP)]
-    pub producer_group: String,
-    /// Milliseconds the producer waits for the broker on a send.
-    #[arg(long, env = "BANK1_SEND_TIMEOUT_MS", default_value_t = 3000)]
-    pub send_timeout_ms: u32,
-    /// Fault: fail the local transaction (after the debit statement) for amounts >= this.
-    #[arg(long, env = "BANK1_LOCAL_TX_FAIL_AT_LEAST", value_parser = Threshold::parse_arg)]
-    pub local_tx_fail_at_least: Option<Threshold>,
-    /// Fault: commit locally but answer UNKNOWN to the broker for amounts >= this.
-    #[arg(long, env = "BANK1_UNKNOWN_AT_LEAST", value_parser = Threshold::parse_arg)]
-    pub unknown_at_least: Option<Threshold>,
-    /// Fault: commit locally but roll the half message back (a lost notification).
-    #[arg(long, env = "BANK1_LOSE_MESSAGE_AT_LEAST", value_parser = Threshold::parse_arg)]
-    pub lose_message_at_least: Option<Threshold>,
+    #[command(flatten)]
+    pub common: Common,
+    /// An Idempotency-Key claimed this long ago whose transfer never began (the request died
+    /// between the claim and the half message) is settled and may be retried (e.g. 30s).
+    #[arg(long, env = "BANK1_IDEMPOTENCY_CLAIM_TIMEOUT", default_value = "30s", value_parser = common::infra::clock::parse_duration)]
+    pub idempotency_claim_timeout: std::time::Duration,
+    /// Fault injection by amount threshold (also live via `/admin/faults`).
+    #[command(flatten)]
+    pub faults: crate::faults::Faults,
 }
 
-impl Settings {
-    /// Defaults plus environment, as if started with no flags.
-    pub fn from_env() -> Self {
-        Self::parse_from(["bank1"])
+impl BankSettings for Settings {
+    const NAMES: Names = Names {
+        bank: "bank1",
+        peer: "bank2",
+        listen: "127.0.0.1:56081",
+        database_url: "sqlite://data/bank1.db",
+        peer_url: "http://127.0.0.1:56082",
+        producer_group: mq::DEFAULT_PRODUCER_GROUP,
+        consumer_group: mq::DEFAULT_REFUND_CONSUMER_GROUP,
+    };
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use common::service::settings::parse;
+
+    use super::*;
+
+    #[test]
+    fn shared_settings_get_bank1_defaults_and_flags_win() {
+        let s: Settings = parse(["bank1", "--consumer-group", "g", "--reconcile-interval", "5s"]);
+        assert_eq!(s.common.listen.to_string(), "127.0.0.1:56081");
+        assert_eq!(s.common.peer_url, "http://127.0.0.1:56082");
+        assert_eq!(s.common.producer_group, mq::DEFAULT_PRODUCER_GROUP);
+        assert_eq!(s.common.consumer_group, "g");
+        assert_eq!(s.common.reconcile_interval, std::time::Duration::from_secs(5));
+        assert_eq!(s.idempotency_claim_timeout, std::time::Duration::from_secs(30));
     }
 }

@@ -1,19 +1,14 @@
 //! bank1's SQL. Small, engine-neutral statements (SQLite and MySQL both accept them).
 //! Writes that belong together take a `&mut AnyConnection` inside the caller's transaction.
 
-use common::ids::{AccountNo, TxNo};
-use common::money::Amount;
+use common::domain::ids::{AccountNo, TxNo};
+use common::domain::money::{Amount, MAX_BALANCE_MINOR};
+pub use common::domain::transfer::Status;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
-pub const COMMITTED: &str = "COMMITTED";
-pub const ROLLED_BACK: &str = "ROLLED_BACK";
-
-#[derive(Debug, Clone, FromRow)]
-pub struct Account {
-    pub account_no: String,
-    pub account_name: String,
-    pub balance: i64,
-}
+/// The schema, SQLite's and MySQL's (`sql/bank1/`): applied at start-up.
+pub static MIGRATORS: [sqlx::migrate::Migrator; 2] =
+    [sqlx::migrate!("../sql/bank1/sqlite"), sqlx::migrate!("../sql/bank1/mysql")];
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TransferRow {
@@ -23,10 +18,13 @@ pub struct TransferRow {
     pub from_account: String,
     pub to_account: String,
     pub amount: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     pub reason: Option<String>,
     pub created_at: i64,
     pub committed_at: Option<i64>,
+    pub refunded_at: Option<i64>,
+    pub refund_source: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -35,18 +33,31 @@ pub struct IdempotencyRow {
     pub tx_no: String,
     pub response_status: Option<i32>,
     pub response_body: Option<String>,
+    pub created_at: i64,
 }
 
-#[tracing::instrument(skip(pool))]
-pub async fn account(pool: &AnyPool, no: &AccountNo) -> sqlx::Result<Option<Account>> {
-    sqlx::query_as::<_, Account>("SELECT account_no, account_name, balance FROM account_info WHERE account_no = ?")
-        .bind(no.as_str())
-        .fetch_optional(pool)
-        .await
-}
+pub const TRANSFER_COLUMNS: &str = "seq, feed_pos, tx_no, from_account, to_account, amount, status, reason, \
+                                    created_at, committed_at, refunded_at, refund_source";
 
-pub const TRANSFER_COLUMNS: &str =
-    "seq, feed_pos, tx_no, from_account, to_account, amount, status, reason, created_at, committed_at";
+/// The transfer feed's rows and order (see [`common::feed`]): every transfer that was debited,
+/// refunded ones included (they were committed first).
+pub const TRANSFER_FEED: common::service::feed::FeedTable = common::service::feed::FeedTable {
+    table: "transfer",
+    key: "seq",
+    ready: "status IN ('COMMITTED', 'REFUNDED')",
+    order: "seq",
+};
+
+/// Transfers with `feed_pos > after`, in feed order.
+pub async fn feed_page(pool: &AnyPool, after: i64, limit: i64) -> sqlx::Result<Vec<TransferRow>> {
+    sqlx::query_as::<_, TransferRow>(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfer WHERE feed_pos > ? ORDER BY feed_pos LIMIT ?"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
 
 #[tracing::instrument(skip(pool), fields(tx_no = %tx_no))]
 pub async fn transfer(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Option<TransferRow>> {
@@ -67,7 +78,7 @@ pub struct NewTransfer<'a> {
 }
 
 impl<'a> NewTransfer<'a> {
-    pub fn of(msg: &'a common::message::TransferMessage) -> Self {
+    pub fn of(msg: &'a common::domain::message::TransferMessage) -> Self {
         Self {
             tx_no: msg.tx_no.as_str(),
             from_account: msg.from_account.as_str(),
@@ -84,7 +95,7 @@ impl<'a> NewTransfer<'a> {
 pub async fn insert_transfer(
     conn: &mut AnyConnection,
     t: &NewTransfer<'_>,
-    status: &str,
+    status: Status,
     reason: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -95,10 +106,10 @@ pub async fn insert_transfer(
     .bind(t.from_account)
     .bind(t.to_account)
     .bind(t.amount)
-    .bind(status)
+    .bind(status.as_str())
     .bind(reason)
     .bind(t.created_at)
-    .bind((status == COMMITTED).then(common::now_ms))
+    .bind((status == Status::Committed).then(common::now_ms))
     .execute(conn)
     .await
     .map(|_| ())
@@ -122,9 +133,9 @@ pub async fn debit(conn: &mut AnyConnection, from: &AccountNo, amount: Amount) -
 #[tracing::instrument(skip(pool, t), fields(tx_no = %t.tx_no))]
 pub async fn tombstone(pool: &AnyPool, t: &NewTransfer<'_>, reason: &str) -> sqlx::Result<TransferRow> {
     let mut conn = pool.acquire().await?;
-    match insert_transfer(&mut conn, t, ROLLED_BACK, Some(reason)).await {
+    match insert_transfer(&mut conn, t, Status::RolledBack, Some(reason)).await {
         Ok(()) => {}
-        Err(e) if common::db::is_unique_violation(&e) => {}
+        Err(e) if common::infra::db::is_unique_violation(&e) => {}
         Err(e) => return Err(e),
     }
     sqlx::query_as::<_, TransferRow>(&format!("SELECT {TRANSFER_COLUMNS} FROM transfer WHERE tx_no = ?"))
@@ -136,7 +147,7 @@ pub async fn tombstone(pool: &AnyPool, t: &NewTransfer<'_>, reason: &str) -> sql
 #[tracing::instrument(skip(pool))]
 pub async fn idempotency(pool: &AnyPool, key: &str) -> sqlx::Result<Option<IdempotencyRow>> {
     sqlx::query_as::<_, IdempotencyRow>(
-        "SELECT request_hash, tx_no, response_status, response_body FROM idempotency_key WHERE idem_key = ?",
+        "SELECT request_hash, tx_no, response_status, response_body, created_at FROM idempotency_key WHERE idem_key = ?",
     )
     .bind(key)
     .fetch_optional(pool)
@@ -156,12 +167,15 @@ pub async fn claim_idempotency(pool: &AnyPool, key: &str, hash: &str, tx_no: &st
         .map(|_| ())
 }
 
+/// Records the reply of the request that holds `key` for `tx_no` (a retaken key is not
+/// overwritten by the request that abandoned it).
 #[tracing::instrument(skip(pool, body))]
-pub async fn finish_idempotency(pool: &AnyPool, key: &str, status: u16, body: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE idempotency_key SET response_status = ?, response_body = ? WHERE idem_key = ?")
+pub async fn finish_idempotency(pool: &AnyPool, key: &str, tx_no: &str, status: u16, body: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE idempotency_key SET response_status = ?, response_body = ? WHERE idem_key = ? AND tx_no = ?")
         .bind(i32::from(status))
         .bind(body)
         .bind(key)
+        .bind(tx_no)
         .execute(pool)
         .await
         .map(|_| ())
@@ -169,10 +183,110 @@ pub async fn finish_idempotency(pool: &AnyPool, key: &str, status: u16, body: &s
 
 /// Frees a key whose request changed nothing (refused before any debit), so a retry may run.
 #[tracing::instrument(skip(pool))]
-pub async fn release_idempotency(pool: &AnyPool, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM idempotency_key WHERE idem_key = ? AND response_status IS NULL")
+pub async fn release_idempotency(pool: &AnyPool, key: &str, tx_no: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM idempotency_key WHERE idem_key = ? AND tx_no = ? AND response_status IS NULL")
         .bind(key)
+        .bind(tx_no)
         .execute(pool)
         .await
         .map(|_| ())
+}
+
+/// Hands an abandoned key (its transfer `old` settled as never debited) to a new transfer.
+/// False when another request retook it first.
+#[tracing::instrument(skip(pool))]
+pub async fn retake_idempotency(pool: &AnyPool, key: &str, old: &str, new: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE idempotency_key SET tx_no = ?, created_at = ? WHERE idem_key = ? AND tx_no = ? AND response_status IS NULL",
+    )
+    .bind(new)
+    .bind(common::now_ms())
+    .bind(key)
+    .bind(old)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// What a refund notice did at bank1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refund {
+    /// COMMITTED → REFUNDED and the sender credited back, now.
+    Refunded,
+    /// Refunded before, with the same facts: nothing changed.
+    AlreadyRefunded,
+    /// bank1 has this tx_no with other facts (amount, accounts).
+    Conflicting(String),
+    /// Nothing to give back: no such transfer, or it was never debited.
+    Unmatched(String),
+}
+
+/// The facts a refund names.
+#[derive(Debug, Clone)]
+pub struct RefundFacts<'a> {
+    pub tx_no: &'a str,
+    pub from_account: &'a str,
+    pub to_account: &'a str,
+    pub amount: i64,
+    pub reason: &'a str,
+    pub source: &'static str,
+}
+
+/// The return of funds, in ONE database transaction: the transfer goes COMMITTED → REFUNDED
+/// (only with the same facts) and the sender is credited back.
+#[tracing::instrument(skip(pool, f), fields(tx_no = %f.tx_no))]
+pub async fn refund(pool: &AnyPool, f: &RefundFacts<'_>) -> sqlx::Result<Refund> {
+    let mut tx = pool.begin().await?;
+    let reason: String = f.reason.chars().take(255).collect();
+    let moved = sqlx::query(
+        "UPDATE transfer SET status = 'REFUNDED', reason = ?, refunded_at = ?, refund_source = ? \
+         WHERE tx_no = ? AND status = 'COMMITTED' AND from_account = ? AND to_account = ? AND amount = ?",
+    )
+    .bind(&reason)
+    .bind(common::now_ms())
+    .bind(f.source)
+    .bind(f.tx_no)
+    .bind(f.from_account)
+    .bind(f.to_account)
+    .bind(f.amount)
+    .execute(&mut *tx)
+    .await?;
+    if moved.rows_affected() == 1 {
+        // Back to the sender whatever its status: the money was theirs. Never past the ceiling.
+        let back = sqlx::query("UPDATE account_info SET balance = balance + ? WHERE account_no = ? AND balance <= ?")
+            .bind(f.amount)
+            .bind(f.from_account)
+            .bind(MAX_BALANCE_MINOR - f.amount)
+            .execute(&mut *tx)
+            .await?;
+        if back.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(Refund::Refunded);
+        }
+        tx.rollback().await?;
+        return Ok(Refund::Unmatched(format!(
+            "sender account {} cannot take the refund back (missing, or past the balance ceiling)",
+            f.from_account
+        )));
+    }
+    tx.rollback().await?;
+    let Some(t) = transfer(pool, &TxNo::parse(f.tx_no).map_err(|e| sqlx::Error::Protocol(e.to_string()))?).await?
+    else {
+        return Ok(Refund::Unmatched(format!("bank1 has no transfer {}", f.tx_no)));
+    };
+    let same = t.from_account == f.from_account && t.to_account == f.to_account && t.amount == f.amount;
+    Ok(match (t.status, same) {
+        (Status::Refunded, true) => Refund::AlreadyRefunded,
+        (Status::RolledBack, _) => Refund::Unmatched(format!("transfer {} was never debited", f.tx_no)),
+        _ => Refund::Conflicting(format!(
+            "transfer {} is {} → {} {} at bank1; the refund says {} → {} {}",
+            f.tx_no,
+            t.from_account,
+            t.to_account,
+            common::domain::money::format_minor(t.amount),
+            f.from_account,
+            f.to_account,
+            common::domain::money::format_minor(f.amount)
+        )),
+    })
 }

@@ -1,19 +1,16 @@
-//! The transfer flow (DESIGN flow 1): validate, pre-check, send the half message whose local
-//! transaction debits, and report what really happened.
+//! The transfer flow (docs/ARCHITECTURE.md, "Transfer"): validate, pre-check, send the half
+//! message whose local transaction debits, and report what really happened.
 
-use std::sync::{Arc, Mutex};
-
-use common::api_error::ApiError;
-use common::ids::{AccountNo, TxNo};
-use common::message::{TransferMessage, MESSAGE_VERSION};
-use common::money::Amount;
+use common::domain::ids::{AccountNo, TxNo};
+use common::domain::message::{Body, TransferMessage, MESSAGE_VERSION};
+use common::domain::money::Amount;
 use rocketmq_client_rust::LocalTransactionState;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::producer::{LocalOutcome, LocalTxArg, Refusal};
-use crate::store::{self, NewTransfer, TransferRow, COMMITTED};
+use crate::error::{Code, Error, Result};
+use crate::producer::{LocalOutcome, Refusal};
+use crate::store::{self, NewTransfer, Status, TransferRow};
 use crate::AppState;
 
 /// A validated transfer request.
@@ -26,30 +23,30 @@ pub struct TransferRequest {
 
 impl TransferRequest {
     /// Validates a JSON body field by field, naming the first problem.
-    pub fn from_json(v: &Value) -> Result<Self, ApiError> {
+    pub fn from_json(v: &Value) -> Result<Self> {
         let obj =
-            v.as_object().ok_or_else(|| ApiError::unprocessable("invalid_request", "body must be a JSON object"))?;
-        let account = |field: &str| -> Result<AccountNo, ApiError> {
+            v.as_object().ok_or_else(|| Error::unprocessable(Code::InvalidRequest, "body must be a JSON object"))?;
+        let account = |field: &str| -> Result<AccountNo> {
             match obj.get(field) {
                 None | Some(Value::Null) => {
-                    Err(ApiError::unprocessable("invalid_account", format!("{field} is required")))
+                    Err(Error::unprocessable(Code::InvalidAccount, format!("{field} is required")))
                 }
                 Some(Value::String(s)) => {
-                    AccountNo::parse(s).map_err(|e| ApiError::unprocessable("invalid_account", format!("{field}: {e}")))
+                    AccountNo::parse(s).map_err(|e| Error::unprocessable(Code::InvalidAccount, format!("{field}: {e}")))
                 }
-                Some(_) => Err(ApiError::unprocessable("invalid_account", format!("{field} must be a string"))),
+                Some(_) => Err(Error::unprocessable(Code::InvalidAccount, format!("{field} must be a string"))),
             }
         };
         let from_account = account("from_account")?;
         let to_account = account("to_account")?;
         let amount = match obj.get("amount") {
-            None | Some(Value::Null) => return Err(ApiError::unprocessable("invalid_amount", "amount is required")),
+            None | Some(Value::Null) => return Err(Error::unprocessable(Code::InvalidAmount, "amount is required")),
             Some(Value::String(s)) => {
-                Amount::parse(s).map_err(|e| ApiError::unprocessable("invalid_amount", e.to_string()))?
+                Amount::parse(s).map_err(|e| Error::unprocessable(Code::InvalidAmount, e.to_string()))?
             }
             Some(_) => {
-                return Err(ApiError::unprocessable(
-                    "invalid_amount",
+                return Err(Error::unprocessable(
+                    Code::InvalidAmount,
                     "amount must be a decimal string like \"100.00\" (numbers are refused: they are floats in JSON)",
                 ))
             }
@@ -67,8 +64,9 @@ impl TransferRequest {
 #[derive(Debug, Clone, Serialize)]
 pub struct TransferView {
     pub tx_no: String,
-    /// COMMITTED (debited; will be credited), ROLLED_BACK (nothing debited) or UNKNOWN
-    /// (bank1 could not learn its own outcome; the status endpoint will tell).
+    /// COMMITTED (debited; will be credited), ROLLED_BACK (nothing debited), REFUNDED (debited,
+    /// then returned by bank2: see `reason`), or UNKNOWN (bank1 could not learn its own
+    /// outcome; the status endpoint will tell).
     pub status: String,
     pub from_account: String,
     pub to_account: String,
@@ -83,6 +81,13 @@ pub struct TransferView {
     /// When the debit's transaction wrote its COMMITTED row (status endpoint and feed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub committed_at_ms: Option<i64>,
+    /// When the return of funds was applied (REFUNDED), and how it arrived (`MQ`, `RECONCILE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
     /// Position in the reconciliation feed (`GET /api/transfers?after=`), once sequenced.
@@ -94,15 +99,18 @@ impl TransferView {
     pub fn from_row(r: &TransferRow) -> Self {
         Self {
             tx_no: r.tx_no.clone(),
-            status: r.status.clone(),
+            status: r.status.as_str().to_owned(),
             from_account: r.from_account.clone(),
             to_account: r.to_account.clone(),
-            amount: common::money::format_minor(r.amount),
+            amount: common::domain::money::format_minor(r.amount),
             reason: r.reason.clone(),
             message: None,
             created_at: common::format_ms(r.created_at),
             created_at_ms: r.created_at,
             committed_at_ms: r.committed_at,
+            refunded_at: r.refunded_at.map(common::format_ms),
+            refunded_at_ms: r.refunded_at,
+            refund_source: r.refund_source.clone(),
             seq: Some(r.seq),
             feed_pos: r.feed_pos,
         }
@@ -119,22 +127,20 @@ fn message_state(s: LocalTransactionState) -> &'static str {
 
 /// Cheap refusals before any half message is sent (the debit re-checks atomically).
 pub async fn precheck(state: &AppState, req: &TransferRequest) -> Result<()> {
-    match store::account(&state.db.pool, &req.from_account).await? {
-        None => Err(ApiError::unprocessable(
-            "unknown_account",
+    match common::service::routes::account(&state.shared.db.pool, &req.from_account).await? {
+        None => Err(Error::unprocessable(
+            Code::UnknownAccount,
             format!("account {} does not exist at bank1", req.from_account),
-        )
-        .into()),
-        Some(a) if a.balance < req.amount.minor() => Err(ApiError::unprocessable(
-            "insufficient_funds",
+        )),
+        Some(a) if a.balance < req.amount.minor() => Err(Error::unprocessable(
+            Code::InsufficientFunds,
             format!(
                 "account {} has {}, needs {}",
                 req.from_account,
-                common::money::format_minor(a.balance),
+                common::domain::money::format_minor(a.balance),
                 req.amount
             ),
-        )
-        .into()),
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -150,9 +156,10 @@ pub async fn execute(state: &AppState, req: &TransferRequest, tx_no: TxNo) -> Re
         amount: req.amount,
         created_at_ms: common::now_ms(),
     };
-    let slot = Arc::new(Mutex::new(None));
-    let sent = state.publisher.send(&msg, LocalTxArg { msg: msg.clone(), outcome: Arc::clone(&slot) }).await;
-    let outcome = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let (sent, outcome) = match state.publisher.send(msg.tx_no.as_str(), &msg.to_json(), msg.clone()).await {
+        Ok(sent) => (Ok(sent.state), sent.outcome),
+        Err((e, outcome)) => (Err(e), outcome),
+    };
     let view = |status: &str, reason: Option<String>, answered: Option<LocalTransactionState>| TransferView {
         tx_no: tx_no.to_string(),
         status: status.to_owned(),
@@ -164,32 +171,37 @@ pub async fn execute(state: &AppState, req: &TransferRequest, tx_no: TxNo) -> Re
         created_at: common::format_ms(msg.created_at_ms),
         created_at_ms: msg.created_at_ms,
         committed_at_ms: None,
+        refunded_at: None,
+        refunded_at_ms: None,
+        refund_source: None,
         seq: None,
         feed_pos: None,
     };
     match (sent, outcome) {
         (_, Some((LocalOutcome::Committed, answered))) => {
             state.feed_wake.notify_one();
-            Ok(view(COMMITTED, fault_note(answered), Some(answered)))
+            Ok(view(Status::Committed.as_str(), fault_note(answered), Some(answered)))
         }
-        (_, Some((LocalOutcome::Refused(Refusal::InsufficientFunds), _))) => Err(ApiError::unprocessable(
-            "insufficient_funds",
+        (_, Some((LocalOutcome::Refused(Refusal::InsufficientFunds), _))) => Err(Error::unprocessable(
+            Code::InsufficientFunds,
             format!("account {} has insufficient funds", req.from_account),
-        )
-        .into()),
-        (_, Some((LocalOutcome::Refused(Refusal::UnknownAccount), _))) => Err(ApiError::unprocessable(
-            "unknown_account",
+        )),
+        (_, Some((LocalOutcome::Refused(Refusal::UnknownAccount), _))) => Err(Error::unprocessable(
+            Code::UnknownAccount,
             format!("account {} does not exist at bank1", req.from_account),
-        )
-        .into()),
+        )),
         (_, Some((LocalOutcome::Refused(r), answered))) => {
-            Ok(view(store::ROLLED_BACK, Some(r.reason().to_owned()), Some(answered)))
+            Ok(view(Status::RolledBack.as_str(), Some(r.reason().to_owned()), Some(answered)))
         }
         (Err(e), None) => {
             // The broker never ran our local transaction: nothing was debited. A tombstone makes
             // that final in case the half message did land and is checked back later.
-            let _ = store::tombstone(&state.db.pool, &NewTransfer::of(&msg), "half message not accepted by the broker")
-                .await;
+            let _ = store::tombstone(
+                &state.shared.db.pool,
+                &NewTransfer::of(&msg),
+                "half message not accepted by the broker",
+            )
+            .await;
             Err(Error::Unavailable(format!("the message broker is unavailable ({e}); nothing was debited")))
         }
         (Ok(answered), None) | (Ok(answered), Some((LocalOutcome::Failed(_), _))) => {
@@ -207,8 +219,8 @@ async fn resolve(
     answered: LocalTransactionState,
     view: impl Fn(&str, Option<String>, Option<LocalTransactionState>) -> TransferView,
 ) -> Result<TransferView> {
-    match store::tombstone(&state.db.pool, &NewTransfer::of(msg), "local transaction did not complete").await {
-        Ok(row) => Ok(view(&row.status, row.reason, Some(answered))),
+    match store::tombstone(&state.shared.db.pool, &NewTransfer::of(msg), "local transaction did not complete").await {
+        Ok(row) => Ok(view(row.status.as_str(), row.reason, Some(answered))),
         Err(e) => {
             tracing::error!(tx_no = %msg.tx_no, error = %e, "outcome unknown; the check-back will settle it");
             Ok(view(
@@ -228,6 +240,19 @@ fn fault_note(answered: LocalTransactionState) -> Option<String> {
         }
         LocalTransactionState::RollbackMessage => {
             Some("injected fault: message lost (half message rolled back)".into())
+        }
+    }
+}
+
+impl<'a> NewTransfer<'a> {
+    /// The facts of a request's transfer under `tx_no` (for a tombstone that settles it).
+    pub fn abandoned(tx_no: &'a str, req: &'a TransferRequest) -> Self {
+        Self {
+            tx_no,
+            from_account: req.from_account.as_str(),
+            to_account: req.to_account.as_str(),
+            amount: req.amount.minor(),
+            created_at: common::now_ms(),
         }
     }
 }

@@ -1,24 +1,19 @@
-//! bank2's view of bank1: its transfer-status endpoint and its feed of committed transfers.
-//! bank1 is the source of truth for what was committed and for how much.
+//! bank2's view of bank1: its transfer-status endpoint (public) and its feed of committed
+//! transfers (with the service token). bank1 is the source of truth for what was committed and
+//! for how much.
 
-use std::time::Duration;
-
-use common::ids::{AccountNo, TxNo};
-use common::message::{TransferMessage, MESSAGE_VERSION};
-use common::money::Amount;
-use serde::Deserialize;
-
-#[derive(Clone)]
-pub struct Bank1 {
-    http: reqwest::Client,
-    base: String,
-}
+use common::domain::ids::{AccountNo, TxNo};
+use common::domain::message::{TransferMessage, MESSAGE_VERSION};
+use common::domain::money::Amount;
+use common::domain::transfer::Status;
+use common::infra::peer::{Peer, PeerError};
+use serde::{Deserialize, Serialize};
 
 /// A transfer as bank1 reports it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bank1Transfer {
     pub tx_no: String,
-    pub status: String,
+    pub status: Status,
     pub from_account: String,
     pub to_account: String,
     pub amount: String,
@@ -39,51 +34,23 @@ impl Bank1Transfer {
             created_at_ms: self.created_at_ms,
         })
     }
+
+    pub fn is_committed(&self) -> bool {
+        self.status == Status::Committed
+    }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct FeedPage {
-    pub items: Vec<Bank1Transfer>,
-    pub next: String,
-}
-
-/// What bank1 says about one tx_no.
-#[derive(Debug)]
-pub enum Status {
-    Known(Bank1Transfer),
-    Unknown,
-}
+/// bank1's HTTP API.
+#[derive(Clone)]
+pub struct Bank1(pub Peer);
 
 impl Bank1 {
-    pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
-        Self { http, base: base.trim_end_matches('/').to_owned() }
+    /// What bank1 says about one tx_no (`None`: no such transfer).
+    pub async fn status(&self, tx_no: &TxNo) -> Result<Option<Bank1Transfer>, PeerError> {
+        self.0.get(&format!("/api/transfers/{tx_no}")).await
     }
 
-    pub async fn status(&self, tx_no: &TxNo) -> Result<Status, String> {
-        let r = self
-            .http
-            .get(format!("{}/api/transfers/{tx_no}", self.base))
-            .send()
-            .await
-            .map_err(|e| format!("bank1 unreachable: {e}"))?;
-        match r.status() {
-            reqwest::StatusCode::NOT_FOUND => Ok(Status::Unknown),
-            s if s.is_success() => r.json().await.map(Status::Known).map_err(|e| format!("bank1 reply: {e}")),
-            s => Err(format!("bank1 answered {s}")),
-        }
-    }
-
-    pub async fn feed(&self, after: i64, limit: u32) -> Result<FeedPage, String> {
-        let r = self
-            .http
-            .get(format!("{}/api/transfers?after={after}&limit={limit}", self.base))
-            .send()
-            .await
-            .map_err(|e| format!("bank1 unreachable: {e}"))?;
-        if !r.status().is_success() {
-            return Err(format!("bank1 feed answered {}", r.status()));
-        }
-        r.json().await.map_err(|e| format!("bank1 feed reply: {e}"))
+    pub async fn feed(&self, after: i64, limit: u32) -> Result<common::service::feed::Page<Bank1Transfer>, PeerError> {
+        self.0.feed("/api/transfers", after, limit).await
     }
 }

@@ -1,76 +1,222 @@
-//! The one credit path (DESIGN flow 3): fault check, then dedup row + credit in ONE database
-//! transaction. Every deliverer (MQ consumer, reconciler, DLQ redrive) goes through here.
+//! The one path by which a transfer is applied at bank2 (docs/ARCHITECTURE.md, "Consume"):
+//! every deliverer — MQ consumer, reconciler, DLQ redrive, operator refund — goes through
+//! [`Credits::apply`] or [`Credits::reject`].
+//!
+//! A transfer is applied exactly once, under its tx_no (the `de_duplication` row), as either
+//! CREDITED or REJECTED, never both:
+//! - credit: dedup row + credit, in ONE database transaction;
+//! - a failure no retry can fix (unknown or closed receiver, balance ceiling) is *permanent*:
+//!   the transfer is rejected instead, and the rejection row is the local transaction of a
+//!   refund notice to bank1 ([`crate::refund`]) — the return of funds;
+//! - anything else (a database error, the injected fault) is *transient*: the caller retries
+//!   (broker redelivery, a parked reconcile entry).
 
-use common::message::TransferMessage;
+use std::sync::Arc;
+
+use common::domain::message::{Body, RefundNotice, TransferMessage, MESSAGE_VERSION};
+use common::infra::mq::tx::TxProducer;
+use common::service::faults::Trips;
 use sqlx::AnyPool;
+use tokio::sync::Notify;
 
-use crate::faults::Faults;
-use crate::store::{self, Credit};
+use crate::faults::FaultSwitch;
+use crate::metrics::Metrics;
+use crate::refund::{RejectTx, Rejection};
+use crate::store::{self, Applied, AppliedAs, Refused, Source, REASON_CHARS};
 
-/// How a transfer reached bank2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Mq,
-    Reconcile,
-    DlqRedrive,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Mq => "MQ",
-            Source::Reconcile => "RECONCILE",
-            Source::DlqRedrive => "DLQ_REDRIVE",
-        }
-    }
-}
-
+/// What applying a transfer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreditOutcome {
-    /// Applied now.
+pub enum Outcome {
+    /// Credited now.
     Credited,
-    /// Applied before (dedup row present): nothing changed.
+    /// Rejected now (permanently inapplicable); the refund notice is on its way to bank1.
+    Rejected(String),
+    /// Credited before: nothing changed.
     AlreadyCredited,
-    /// Not applied; worth retrying (fault, unknown receiver account, database error).
+    /// Rejected before: nothing changed.
+    AlreadyRejected,
+    /// The tx_no was applied with other facts (amount, accounts): never applied twice, never
+    /// silently called a duplicate.
+    Conflicting(String),
+    /// Not applied; worth retrying (database error, injected fault, broker unavailable).
     Failed(String),
 }
 
-/// Credits `msg.amount` to `msg.to_account` exactly once.
-#[tracing::instrument(skip(pool, faults, msg), fields(tx_no = %msg.tx_no, source = source.as_str()))]
-pub async fn apply(pool: &AnyPool, faults: Faults, msg: &TransferMessage, source: Source) -> CreditOutcome {
-    if faults.credit_fails(msg.amount) {
-        // A credit that already happened stays a success: faults never undo or hide one.
-        if let Ok(Some(_)) = store::credit(pool, msg.tx_no.as_str()).await {
-            return CreditOutcome::AlreadyCredited;
-        }
-        return CreditOutcome::Failed("injected fault: consume_fail_at_least".into());
+/// The credit path's dependencies; cheap to clone.
+#[derive(Clone)]
+pub struct Credits {
+    pub pool: AnyPool,
+    pub faults: FaultSwitch,
+    pub metrics: Metrics,
+    /// Publishes refund notices (local transaction: the rejection).
+    pub refunds: TxProducer<RejectTx>,
+    /// Wakes the rejection feed's sequencer.
+    pub feed_wake: Arc<Notify>,
+}
+
+impl Credits {
+    /// Applies `msg` exactly once: credit, or reject when that can never succeed.
+    #[tracing::instrument(skip(self, msg), fields(tx_no = %msg.tx_no, source = source.as_str()))]
+    pub async fn apply(&self, msg: &TransferMessage, source: Source) -> Outcome {
+        let outcome = self.apply_inner(msg, source).await;
+        self.metrics.record(source, &outcome);
+        outcome
     }
-    match try_apply(pool, msg, source).await {
-        Ok(o) => o,
-        Err(e) => CreditOutcome::Failed(format!("database error: {e}")),
+
+    async fn apply_inner(&self, msg: &TransferMessage, source: Source) -> Outcome {
+        if self.faults.get().consume_fail_at_least.trips(msg.amount) {
+            // A transfer already applied stays applied: faults never undo or hide one.
+            if let Ok(Some(a)) = store::applied(&self.pool, msg.tx_no.as_str()).await {
+                return already(msg, &a);
+            }
+            return Outcome::Failed("injected fault: consume_fail_at_least".into());
+        }
+        match try_credit(&self.pool, msg, source).await {
+            Ok(Ok(())) => Outcome::Credited,
+            Ok(Err(Existing(a))) => already(msg, &a),
+            Ok(Err(Permanent(reason))) => self.reject_inner(msg, &reason, source).await,
+            Err(e) => Outcome::Failed(format!("database error: {e}")),
+        }
+    }
+
+    /// Rejects `msg` for good with `reason` (if it is not applied yet) and publishes the refund
+    /// notice, as one transactional message whose local transaction is the rejection row.
+    #[tracing::instrument(skip(self, msg, reason), fields(tx_no = %msg.tx_no, source = source.as_str()))]
+    pub async fn reject(&self, msg: &TransferMessage, reason: &str, source: Source) -> Outcome {
+        let outcome = self.reject_inner(msg, reason, source).await;
+        self.metrics.record(source, &outcome);
+        outcome
+    }
+
+    async fn reject_inner(&self, msg: &TransferMessage, reason: &str, source: Source) -> Outcome {
+        let notice = RefundNotice {
+            version: MESSAGE_VERSION,
+            notice_id: uuid::Uuid::new_v4().to_string(),
+            tx_no: msg.tx_no.clone(),
+            from_account: msg.from_account.clone(),
+            to_account: msg.to_account.clone(),
+            amount: msg.amount,
+            reason: reason.chars().take(REASON_CHARS).collect(),
+            rejected_at_ms: common::now_ms(),
+        };
+        let body = notice.to_json();
+        let (sent, rejection) = match self.refunds.send(msg.tx_no.as_str(), &body, (notice.clone(), source)).await {
+            Ok(sent) => (Ok(sent.state), sent.outcome),
+            Err((e, outcome)) => (Err(e), outcome),
+        };
+        match (sent, rejection) {
+            (_, Some(Rejection::Rejected)) => {
+                self.feed_wake.notify_one();
+                tracing::warn!(
+                    tx_no = %msg.tx_no, amount = %msg.amount, reason = %notice.reason,
+                    "transfer REJECTED: it can never be applied; its funds go back to bank1"
+                );
+                Outcome::Rejected(notice.reason)
+            }
+            (_, Some(Rejection::Existing(a))) => already(msg, &a),
+            (_, Some(Rejection::Superseded)) => {
+                Outcome::Failed("the rejection lost to the broker's check-back; it will be retried".into())
+            }
+            (_, Some(Rejection::Failed(e))) => Outcome::Failed(format!("database error while rejecting: {e}")),
+            (Err(e), None) => {
+                Outcome::Failed(format!("the broker did not take the refund notice ({e}); nothing was rejected"))
+            }
+            (Ok(_), None) => Outcome::Failed("the rejection's local transaction did not run".into()),
+        }
     }
 }
 
-async fn try_apply(pool: &AnyPool, msg: &TransferMessage, source: Source) -> sqlx::Result<CreditOutcome> {
+/// Why a credit was not applied.
+enum NotCredited {
+    /// The tx_no is applied already: the row in force.
+    Existing(Box<Applied>),
+    /// No retry can fix it.
+    Permanent(String),
+}
+use NotCredited::{Existing, Permanent};
+
+/// Dedup row + credit, in ONE database transaction.
+async fn try_credit(pool: &AnyPool, msg: &TransferMessage, source: Source) -> sqlx::Result<Result<(), NotCredited>> {
     let mut tx = pool.begin().await?;
-    let row = Credit {
+    let row = applied_row(msg, source, AppliedAs::Credited, None);
+    // The dedup row first: it takes the write lock and detects a repeat before any credit.
+    match store::insert_applied(&mut tx, &row).await {
+        Ok(()) => {}
+        Err(e) if common::infra::db::is_unique_violation(&e) => {
+            tx.rollback().await?;
+            return existing(pool, msg).await.map(|a| Err(Existing(Box::new(a))));
+        }
+        Err(e) => return Err(e),
+    }
+    match store::add_balance(&mut tx, msg.to_account.as_str(), msg.amount.minor()).await? {
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(Ok(()))
+        }
+        Err(refused) => {
+            tx.rollback().await?;
+            let to = &msg.to_account;
+            Ok(Err(Permanent(match refused {
+                Refused::UnknownAccount => format!("unknown receiver account {to} at bank2"),
+                Refused::Closed => format!("receiver account {to} at bank2 is closed"),
+                Refused::Ceiling => {
+                    format!("crediting {} would take account {to} past the balance ceiling", msg.amount)
+                }
+            })))
+        }
+    }
+}
+
+/// The row in force for a tx_no that just hit the unique key.
+pub(crate) async fn existing(pool: &AnyPool, msg: &TransferMessage) -> sqlx::Result<Applied> {
+    store::applied(pool, msg.tx_no.as_str())
+        .await?
+        .ok_or_else(|| sqlx::Error::Protocol(format!("tx_no {} hit the dedup key but has no row", msg.tx_no)))
+}
+
+pub(crate) fn applied_row(msg: &TransferMessage, source: Source, outcome: AppliedAs, reason: Option<&str>) -> Applied {
+    Applied {
         tx_no: msg.tx_no.to_string(),
         from_account: msg.from_account.to_string(),
         to_account: msg.to_account.to_string(),
         amount: msg.amount.minor(),
-        source: source.as_str().to_owned(),
+        source,
         credited_at: common::now_ms(),
-    };
-    // The dedup row first: it takes the write lock and detects a repeat before any credit.
-    match store::insert_dedup(&mut tx, &row).await {
-        Ok(()) => {}
-        Err(e) if common::db::is_unique_violation(&e) => return Ok(CreditOutcome::AlreadyCredited),
-        Err(e) => return Err(e),
+        outcome,
+        reason: reason.map(str::to_owned),
+        feed_pos: None,
     }
-    if !store::add_balance(&mut tx, msg.to_account.as_str(), msg.amount.minor()).await? {
-        tx.rollback().await?;
-        return Ok(CreditOutcome::Failed(format!("unknown receiver account {} at bank2", msg.to_account)));
+}
+
+/// What an already-applied tx_no means for this delivery.
+fn already(msg: &TransferMessage, a: &Applied) -> Outcome {
+    if !msg.same_facts(&a.tx_no, &a.from_account, &a.to_account, a.amount) {
+        return Outcome::Conflicting(format!(
+            "tx_no {} was {} as {} → {} {}; this one says {} → {} {}",
+            a.tx_no,
+            a.outcome.as_str().to_lowercase(),
+            a.from_account,
+            a.to_account,
+            common::domain::money::format_minor(a.amount),
+            msg.from_account,
+            msg.to_account,
+            msg.amount
+        ));
     }
-    tx.commit().await?;
-    Ok(CreditOutcome::Credited)
+    match a.outcome {
+        AppliedAs::Credited => Outcome::AlreadyCredited,
+        AppliedAs::Rejected => Outcome::AlreadyRejected,
+    }
+}
+
+/// The transfer a refund notice returns.
+pub(crate) fn transfer_facts(n: &RefundNotice) -> TransferMessage {
+    TransferMessage {
+        version: MESSAGE_VERSION,
+        tx_no: n.tx_no.clone(),
+        from_account: n.from_account.clone(),
+        to_account: n.to_account.clone(),
+        amount: n.amount,
+        created_at_ms: n.rejected_at_ms,
+    }
 }

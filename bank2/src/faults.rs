@@ -1,34 +1,16 @@
 //! Operator fault injection by amount threshold (`GET|PUT /admin/faults`, `BANK2_*` env).
-//! Faults apply to every credit path (consumer, and later reconcile / redrive).
+//! Faults apply to every credit path (consumer, reconcile, redrive).
 
-use common::faults::{patch, present, Switch};
-use common::money::{Amount, Threshold};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Faults {
-    /// Crediting fails for amounts >= this (the message goes down the retry ladder).
-    pub consume_fail_at_least: Option<Threshold>,
-}
-
-impl Faults {
-    pub fn credit_fails(&self, a: Amount) -> bool {
-        self.consume_fail_at_least.is_some_and(|t| t.hits(a))
+common::fault_set! {
+    /// bank2's thresholds; `None` = fault off.
+    pub struct Faults / FaultsPatch {
+        /// Fault: crediting fails for amounts >= this (the message goes down the retry ladder,
+        /// then to the DLQ).
+        consume_fail_at_least = "BANK2_CONSUME_FAIL_AT_LEAST",
+        /// Fault: a rejection commits, but its refund notice is rolled back: a lost
+        /// return-of-funds message, for bank1's reconciliation to recover.
+        lose_refund_at_least = "BANK2_LOSE_REFUND_AT_LEAST",
     }
 }
 
-/// A `PUT /admin/faults` body: present fields set (`null` = off), unknown fields rejected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultsPatch {
-    #[serde(default, deserialize_with = "present")]
-    pub consume_fail_at_least: Option<Option<Threshold>>,
-}
-
-impl FaultsPatch {
-    pub fn apply_to(self, f: &mut Faults) {
-        patch(&mut f.consume_fail_at_least, self.consume_fail_at_least);
-    }
-}
-
-pub type FaultSwitch = Switch<Faults>;
+pub type FaultSwitch = common::service::faults::Switch<Faults>;

@@ -1,19 +1,27 @@
-//! bank2 — the receiver. Consumes transfer messages and credits the receiver exactly once
-//! (dedup row + credit in one DB transaction), leaning on broker redelivery when it fails.
+//! bank2 — the receiver. Consumes bank1's signed transfer messages and applies each exactly
+//! once: credits the receiver (dedup row + credit in one DB transaction), or — when that can
+//! never succeed — rejects it and returns the funds to bank1 with a signed refund notice (the
+//! same transactional-message pattern in reverse). Leans on broker redelivery for transient
+//! failures; reconciles from bank1's feed whatever the messages missed.
 //!
 //! - [`settings`]: flags / `BANK2_*` env.
-//! - [`store`]: the SQL (accounts, dedup rows, attempts, quarantine).
-//! - [`credit`]: the one credit path every deliverer uses, with the fault check.
-//! - [`consumer`]: the RocketMQ push consumer.
+//! - [`store`]: the SQL (accounts, dedup rows CREDITED | REJECTED, attempts, refund notices).
+//! - [`credit`]: the one apply path every deliverer uses, with the fault check.
+//! - [`refund`]: the rejection as the local transaction of a refund notice, and its check-back.
+//! - [`consumer`]: handling one delivered message (signature, parse, apply, quarantine).
 //! - [`reconcile`]: the periodic reconciler over bank1's feed ([`bank1_client`]).
-//! - [`redrive`]: DLQ redrive, checked against bank1's status endpoint.
+//! - [`redrive`]: the DLQ: redrive (checked against bank1) and operator refund.
 //! - [`metrics`]: counters behind `GET /metrics`.
 //! - [`faults`]: operator fault injection by amount threshold.
-//! - [`http`]: the API (`/api/accounts`, `/api/credits`, `/api/quarantine`, `/admin/faults`,
-//!   `/health`).
+//! - [`http`]: the API (`/api/credits`, `/api/rejections`, `/admin/dlq/*`, `/admin/consumer/*`,
+//!   `/metrics`; with the shared `/api/accounts`, `/api/quarantine`, `/admin/faults`,
+//!   `/admin/reconcile` and `/health`).
+//!
+//! [`AppState`] is the [`Service`](common::service::app::Service) that the shared [`App`]
+//! skeleton runs; `main.rs` is one line.
 #![recursion_limit = "512"]
 
-pub use common::error;
+pub use common::service::error;
 pub mod bank1_client;
 pub mod consumer;
 pub mod credit;
@@ -22,96 +30,99 @@ pub mod http;
 pub mod metrics;
 pub mod reconcile;
 pub mod redrive;
+pub mod refund;
 pub mod settings;
 pub mod store;
 
-use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
-use common::db::Db;
-use common::mq::MqRuntime;
-use tokio::net::TcpListener;
+use common::domain::message;
+use common::infra::mq::consumer::PushConsumer;
+use common::service::app::{Background, Base, Service, Shared};
+use common::service::reconcile::{Reconciler, Report};
+use sqlx::migrate::Migrator;
 
-use crate::consumer::Consumer;
+use crate::bank1_client::Bank1;
+use crate::credit::Credits;
 use crate::faults::{FaultSwitch, Faults};
 use crate::metrics::Metrics;
 pub use crate::settings::Settings;
 
+/// bank2, built and serving.
+pub type App = common::service::app::App<AppState>;
+
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Db,
+    pub shared: Shared,
     pub faults: FaultSwitch,
     pub metrics: Metrics,
-    pub bank1: bank1_client::Bank1,
-    pub consumer: Consumer,
-    /// Serializes reconcile runs (periodic and on demand).
-    pub reconcile_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The one apply path (credit or reject).
+    pub credits: Credits,
+    pub bank1: Bank1,
+    pub consumer: PushConsumer,
     pub settings: Arc<Settings>,
 }
 
-/// A built bank2: database migrated, consumer started, listener bound.
-pub struct App {
-    listener: TcpListener,
-    state: AppState,
-    mq: MqRuntime,
-}
+impl Service for AppState {
+    type Settings = Settings;
+    type Faults = Faults;
 
-impl App {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = common::db::connect(
-            &settings.database_url,
-            &sqlx::migrate!("../sql/bank2/sqlite"),
-            &sqlx::migrate!("../sql/bank2/mysql"),
-            settings.db_max_connections,
-        )
-        .await?;
-        let faults = FaultSwitch::new(Faults { consume_fail_at_least: settings.consume_fail_at_least });
-        let mq = MqRuntime::new("bank2")?;
+    const CURSOR: &'static str = reconcile::Bank1Feed::CURSOR;
+    const MIGRATORS: &'static [Migrator; 2] = &store::MIGRATORS;
+
+    async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
+        let faults = FaultSwitch::new(settings.faults);
+        let pool = base.shared.db.pool.clone();
         let metrics = Metrics::default();
-        let consumer = Consumer::start(&mq, &settings, db.pool.clone(), faults.clone(), metrics.clone()).await?;
-        let listener =
-            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-        let state = AppState {
-            db,
-            faults,
-            metrics,
-            bank1: bank1_client::Bank1::new(&settings.bank1_url),
-            consumer,
-            reconcile_lock: Arc::default(),
-            settings: Arc::new(settings),
+        let reject = refund::RejectTx { pool: pool.clone(), faults: faults.clone() };
+        let (group, topic) = (&settings.common.producer_group, &settings.common.refund_topic);
+        let refunds = base.producer(&settings, group, topic, message::REFUND_TAG, reject).await?;
+        let credits =
+            Credits { pool, faults: faults.clone(), metrics: metrics.clone(), refunds, feed_wake: Arc::default() };
+        let deliveries = consumer::Deliveries {
+            credits: credits.clone(),
+            peers: base.peers.clone(),
+            max_reconsume_times: settings.common.max_reconsume_times,
         };
-        Ok(Self { listener, state, mq })
+        let (group, topic) = (&settings.common.consumer_group, &settings.common.topic);
+        let consumer = base.consumer(&settings, group, topic, settings.consume_threads, deliveries).await?;
+        let shared = base.shared;
+        let bank1 = Bank1(shared.peer.clone());
+        Ok(AppState { shared, faults, metrics, credits, bank1, consumer, settings: Arc::new(settings) })
     }
 
-    pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    fn faults(&self) -> &FaultSwitch {
+        &self.faults
     }
 
-    /// Serves until `shutdown` resolves: HTTP drains first, then the consumer stops.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, mq } = self;
-        let router = http::router(state.clone());
-        tracing::info!(addr = ?listener.local_addr().ok(), "bank2 listening");
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let reconciler = tokio::spawn(reconcile::run_periodically(
-            state.clone(),
-            state.settings.reconcile_interval,
-            state.settings.reconcile_grace,
-            async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            },
+    fn routes(&self) -> axum::Router<Self> {
+        http::routes()
+    }
+
+    fn admin_routes(&self) -> axum::Router<Self> {
+        http::admin_routes()
+    }
+
+    fn background(&self, bg: &mut Background) {
+        bg.spawn(store::REJECTION_FEED.run::<String>(
+            self.pool().clone(),
+            Arc::clone(&self.credits.feed_wake),
+            bg.stopped(),
         ));
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
-        let _ = stop_tx.send(true);
-        let _ = reconciler.await;
-        state.consumer.shutdown().await;
-        mq.shutdown().await;
-        state.db.pool.close().await;
-        served.context("bank2 HTTP server")
+    }
+
+    async fn reconcile(&self, grace: Duration) -> error::Result<Report> {
+        let feed = reconcile::Bank1Feed { bank1: &self.bank1, credits: &self.credits };
+        self.shared.reconcile_runs.once(&feed, self.pool(), grace).await
+    }
+
+    async fn stop_roles(&self) {
+        self.consumer.shutdown().await;
+        self.credits.refunds.shutdown().await;
     }
 }

@@ -1,24 +1,94 @@
-//! bank2's SQL. Engine-neutral statements; the credit's two writes share one transaction.
+//! bank2's SQL. Engine-neutral statements; writes that belong together take a
+//! `&mut AnyConnection` inside the caller's transaction.
 
-use common::ids::AccountNo;
+use common::domain::money::MAX_BALANCE_MINOR;
+use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
-#[derive(Debug, Clone, FromRow)]
-pub struct Account {
-    pub account_no: String,
-    pub account_name: String,
-    pub balance: i64,
+/// The schema, SQLite's and MySQL's (`sql/bank2/`): applied at start-up.
+pub static MIGRATORS: [sqlx::migrate::Migrator; 2] =
+    [sqlx::migrate!("../sql/bank2/sqlite"), sqlx::migrate!("../sql/bank2/mysql")];
+
+/// How an applied transfer ended at bank2 (`de_duplication.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AppliedAs {
+    /// The receiver was credited.
+    Credited,
+    /// It can never be applied; the funds go back to bank1.
+    Rejected,
 }
 
+impl AppliedAs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppliedAs::Credited => "CREDITED",
+            AppliedAs::Rejected => "REJECTED",
+        }
+    }
+}
+
+impl TryFrom<String> for AppliedAs {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "CREDITED" => Ok(AppliedAs::Credited),
+            "REJECTED" => Ok(AppliedAs::Rejected),
+            other => Err(format!("unknown outcome {other:?}")),
+        }
+    }
+}
+
+/// How a transfer reached bank2 (`de_duplication.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Source {
+    Mq,
+    Reconcile,
+    DlqRedrive,
+    /// An operator returned a dead letter's funds (`POST /admin/dlq/refund`).
+    DlqRefund,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Mq => "MQ",
+            Source::Reconcile => "RECONCILE",
+            Source::DlqRedrive => "DLQ_REDRIVE",
+            Source::DlqRefund => "DLQ_REFUND",
+        }
+    }
+}
+
+impl TryFrom<String> for Source {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        [Source::Mq, Source::Reconcile, Source::DlqRedrive, Source::DlqRefund]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown source {s:?}"))
+    }
+}
+
+/// A `de_duplication` row: one applied transfer.
 #[derive(Debug, Clone, FromRow)]
-pub struct Credit {
+pub struct Applied {
     pub tx_no: String,
     pub from_account: String,
     pub to_account: String,
     pub amount: i64,
-    pub source: String,
+    #[sqlx(try_from = "String")]
+    pub source: Source,
+    /// When the row was written (credited or rejected), ms.
     pub credited_at: i64,
+    #[sqlx(try_from = "String")]
+    pub outcome: AppliedAs,
+    pub reason: Option<String>,
+    pub feed_pos: Option<i64>,
 }
+
+const APPLIED_COLUMNS: &str = "tx_no, from_account, to_account, amount, source, credited_at, outcome, reason, feed_pos";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Attempt {
@@ -28,63 +98,67 @@ pub struct Attempt {
     pub at: i64,
 }
 
-/// How much of a quarantined body is kept (the column is VARCHAR(8000) on MySQL).
-pub const QUARANTINE_BODY_CHARS: usize = 8000;
-
-#[derive(Debug, Clone, FromRow)]
-pub struct Quarantined {
-    pub msg_key: String,
-    pub msg_id: String,
-    pub tx_no: Option<String>,
-    pub body: String,
-    pub reason: String,
-    pub at: i64,
-}
+/// Longest stored rejection reason (VARCHAR(255)).
+pub const REASON_CHARS: usize = 255;
 
 #[tracing::instrument(skip(pool))]
-pub async fn account(pool: &AnyPool, no: &AccountNo) -> sqlx::Result<Option<Account>> {
-    sqlx::query_as::<_, Account>("SELECT account_no, account_name, balance FROM account_info WHERE account_no = ?")
-        .bind(no.as_str())
+pub async fn applied(pool: &AnyPool, tx_no: &str) -> sqlx::Result<Option<Applied>> {
+    sqlx::query_as::<_, Applied>(&format!("SELECT {APPLIED_COLUMNS} FROM de_duplication WHERE tx_no = ?"))
+        .bind(tx_no)
         .fetch_optional(pool)
         .await
 }
 
-#[tracing::instrument(skip(pool))]
-pub async fn credit(pool: &AnyPool, tx_no: &str) -> sqlx::Result<Option<Credit>> {
-    sqlx::query_as::<_, Credit>(
-        "SELECT tx_no, from_account, to_account, amount, source, credited_at FROM de_duplication WHERE tx_no = ?",
-    )
-    .bind(tx_no)
-    .fetch_optional(pool)
-    .await
-}
-
-/// The dedup row; a unique violation means the transfer was applied already.
-#[tracing::instrument(skip(conn, c), fields(tx_no = %c.tx_no))]
-pub async fn insert_dedup(conn: &mut AnyConnection, c: &Credit) -> sqlx::Result<()> {
+/// The dedup row; a unique violation means the transfer was applied already (credited or
+/// rejected).
+#[tracing::instrument(skip(conn, a), fields(tx_no = %a.tx_no))]
+pub async fn insert_applied(conn: &mut AnyConnection, a: &Applied) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO de_duplication (tx_no, from_account, to_account, amount, source, credited_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO de_duplication (tx_no, from_account, to_account, amount, source, credited_at, outcome, reason) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(&c.tx_no)
-    .bind(&c.from_account)
-    .bind(&c.to_account)
-    .bind(c.amount)
-    .bind(&c.source)
-    .bind(c.credited_at)
+    .bind(&a.tx_no)
+    .bind(&a.from_account)
+    .bind(&a.to_account)
+    .bind(a.amount)
+    .bind(a.source.as_str())
+    .bind(a.credited_at)
+    .bind(a.outcome.as_str())
+    .bind(&a.reason)
     .execute(conn)
     .await
     .map(|_| ())
 }
 
-/// Adds to a balance; false when the account does not exist.
+/// Why a credit could not be applied; every one is permanent (no retry can fix it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    UnknownAccount,
+    Closed,
+    Ceiling,
+}
+
+/// Credits an open account, never past [`MAX_BALANCE_MINOR`]; `Err(why)` changes nothing.
 #[tracing::instrument(skip(conn))]
-pub async fn add_balance(conn: &mut AnyConnection, to: &str, amount: i64) -> sqlx::Result<bool> {
-    let r = sqlx::query("UPDATE account_info SET balance = balance + ? WHERE account_no = ?")
-        .bind(amount)
-        .bind(to)
-        .execute(conn)
-        .await?;
-    Ok(r.rows_affected() == 1)
+pub async fn add_balance(conn: &mut AnyConnection, to: &str, amount: i64) -> sqlx::Result<Result<(), Refused>> {
+    let r = sqlx::query(
+        "UPDATE account_info SET balance = balance + ? WHERE account_no = ? AND status = 'OPEN' AND balance <= ?",
+    )
+    .bind(amount)
+    .bind(to)
+    .bind(MAX_BALANCE_MINOR - amount)
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() == 1 {
+        return Ok(Ok(()));
+    }
+    let status: Option<(String,)> =
+        sqlx::query_as("SELECT status FROM account_info WHERE account_no = ?").bind(to).fetch_optional(conn).await?;
+    Ok(Err(match status {
+        None => Refused::UnknownAccount,
+        Some((s,)) if s != "OPEN" => Refused::Closed,
+        Some(_) => Refused::Ceiling,
+    }))
 }
 
 #[tracing::instrument(skip(pool, error))]
@@ -117,60 +191,55 @@ pub async fn attempts(pool: &AnyPool, tx_no: &str) -> sqlx::Result<Vec<Attempt>>
     .await
 }
 
-/// Quarantines a message once (keyed by its stable UNIQ_KEY / msg id); repeats are ignored.
-#[tracing::instrument(skip(pool, q), fields(msg_key = %q.msg_key))]
-pub async fn quarantine(pool: &AnyPool, q: &Quarantined) -> sqlx::Result<()> {
-    let r = sqlx::query("INSERT INTO quarantine (msg_key, msg_id, tx_no, body, reason, at) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(&q.msg_key)
-        .bind(&q.msg_id)
-        .bind(&q.tx_no)
-        .bind(&q.body)
-        .bind(&q.reason)
-        .bind(q.at)
-        .execute(pool)
-        .await;
-    match r {
-        Ok(_) => Ok(()),
-        Err(e) if common::db::is_unique_violation(&e) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-#[tracing::instrument(skip(pool))]
-pub async fn quarantined(pool: &AnyPool, limit: i64) -> sqlx::Result<Vec<Quarantined>> {
-    sqlx::query_as::<_, Quarantined>(
-        "SELECT msg_key, msg_id, tx_no, body, reason, at FROM quarantine ORDER BY at DESC LIMIT ?",
-    )
+/// The rejection feed: REJECTED rows with `feed_pos > after`, in feed order.
+pub async fn rejections(pool: &AnyPool, after: i64, limit: i64) -> sqlx::Result<Vec<Applied>> {
+    sqlx::query_as::<_, Applied>(&format!(
+        "SELECT {APPLIED_COLUMNS} FROM de_duplication WHERE feed_pos > ? ORDER BY feed_pos LIMIT ?"
+    ))
+    .bind(after)
     .bind(limit)
     .fetch_all(pool)
     .await
 }
 
-/// The reconciler's feed cursor (0 before the first run).
-#[tracing::instrument(skip(pool))]
-pub async fn cursor(pool: &AnyPool, name: &str) -> sqlx::Result<i64> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT position FROM reconcile_cursor WHERE name = ?").bind(name).fetch_optional(pool).await?;
-    Ok(row.map_or(0, |r| r.0))
+/// The rejection feed's rows and order (see [`common::feed`]).
+pub const REJECTION_FEED: common::service::feed::FeedTable = common::service::feed::FeedTable {
+    table: "de_duplication",
+    key: "tx_no",
+    ready: "outcome = 'REJECTED'",
+    order: "credited_at, tx_no",
+};
+
+/// State of one attempt to publish a refund notice (`refund_notice.state`).
+pub const NOTICE_SENT: &str = "SENT";
+pub const NOTICE_ROLLED_BACK: &str = "ROLLED_BACK";
+
+/// Records a refund-notice attempt; a unique violation means the check-back already wrote
+/// its tombstone (or this attempt ran before).
+pub async fn insert_notice(conn: &mut AnyConnection, notice_id: &str, tx_no: &str, state: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO refund_notice (notice_id, tx_no, state, at) VALUES (?, ?, ?, ?)")
+        .bind(notice_id)
+        .bind(tx_no)
+        .bind(state)
+        .bind(common::now_ms())
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
-/// Stores the cursor (insert on first use, then update).
-#[tracing::instrument(skip(pool))]
-pub async fn set_cursor(pool: &AnyPool, name: &str, position: i64) -> sqlx::Result<()> {
-    let now = common::now_ms();
-    let r = sqlx::query("UPDATE reconcile_cursor SET position = ?, updated_at = ? WHERE name = ?")
-        .bind(position)
-        .bind(now)
-        .bind(name)
-        .execute(pool)
-        .await?;
-    if r.rows_affected() == 0 {
-        sqlx::query("INSERT INTO reconcile_cursor (name, position, updated_at) VALUES (?, ?, ?)")
-            .bind(name)
-            .bind(position)
-            .bind(now)
-            .execute(pool)
-            .await?;
+/// The check-back's answer source: the attempt's state, writing a ROLLED_BACK tombstone when
+/// there is none. Against an in-flight rejection this waits for it (row lock / SQLite's single
+/// writer) and then sees its outcome, so the answer is definitive.
+pub async fn settle_notice(pool: &AnyPool, notice_id: &str, tx_no: &str) -> sqlx::Result<String> {
+    let mut conn = pool.acquire().await?;
+    match insert_notice(&mut conn, notice_id, tx_no, NOTICE_ROLLED_BACK).await {
+        Ok(()) => return Ok(NOTICE_ROLLED_BACK.to_owned()),
+        Err(e) if common::infra::db::is_unique_violation(&e) => {}
+        Err(e) => return Err(e),
     }
-    Ok(())
+    let (state,): (String,) = sqlx::query_as("SELECT state FROM refund_notice WHERE notice_id = ?")
+        .bind(notice_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(state)
 }

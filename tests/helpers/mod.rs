@@ -1,20 +1,20 @@
-//! Whole-system test harness: a real name server and broker (children of the
-//! `bank-transfer` binary, free ports, their own store), real databases (a fresh SQLite pair,
-//! or fresh MariaDB/MySQL databases when `TEST_MYSQL_URL` is set), and bank1 + bank2 running
-//! in the test's runtime on port 0. Time is compressed with broker settings, never sleeps:
-//! waits are polls with a deadline.
+//! Whole-system test harness over the one stack builder ([`stack::StackBuilder`]): a real
+//! name server and broker (children of the `bank-transfer` binary, free ports, their own
+//! store), real databases (a fresh SQLite pair, or fresh MariaDB/MySQL databases when
+//! `TEST_MYSQL_URL` is set), and bank1 + bank2 running in the test's runtime. Time is
+//! compressed with broker settings, never sleeps: waits are polls with a deadline.
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use bank_transfer::ports::{free_broker_port, free_port};
-use bank_transfer::servers::BrokerTuning;
-use bank_transfer::stack::Servers;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sqlx::{AnyPool, Connection};
+use sqlx::AnyPool;
+use stack::databases::DbChoice;
+use stack::embedded::BrokerTuning;
+use stack::secrets::Secrets;
+use stack::{Part, Stack, StackBuilder};
 
 /// The seed: bank1 account 1 holds 1000.00, bank2 account 2 holds 0.00.
 pub const INITIAL_TOTAL_MINOR: i64 = 100_000;
@@ -30,9 +30,10 @@ impl Default for Opts {
         Self {
             // Every retry 1 s apart: the 16-step ladder in seconds instead of hours.
             delay_levels: vec!["1s"; 18].join(" "),
-            // Check-backs within seconds. (At 1000/1000 the rocketmq-rust 1.0.0 broker also
-            // re-checks half messages it has already committed and commits them again: extra
-            // deliveries that bank2 deduplicates, but that blur the retry-ladder counts.)
+            // Check-backs within seconds. The stack's op-batch interval (200 ms) keeps the
+            // timeout far above the time the broker takes to record a commit, so no half
+            // message is checked back and committed twice (docs/ARCHITECTURE.md, "Check-backs
+            // and double commits"); the retry-ladder test counts deliveries exactly.
             transaction_timeout_ms: 3000,
             transaction_check_interval_ms: 5000,
         }
@@ -45,74 +46,17 @@ pub struct TestStack {
     pub bank2_url: String,
     pub bank1_pool: AnyPool,
     pub bank2_pool: AnyPool,
+    /// bank2's one apply path, for tests that drive it directly.
+    pub bank2_credits: bank2::credit::Credits,
     pub namesrv_addr: String,
-    pub servers: Option<Servers>,
-    bank1: Running,
-    bank2: Option<Running>,
-    bank2_settings: bank2::Settings,
-    mysql: Option<(String, Vec<String>)>,
-    _dir: tempfile::TempDir,
+    /// The keys and tokens both banks run with.
+    pub secrets: Secrets,
+    pub stack: Option<Stack>,
 }
-
-/// A bank app serving in a task, and the switch that stops it.
-struct Running {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    fn spawn<F: Future<Output = anyhow::Result<()>> + Send + 'static>(run: impl FnOnce(WaitStop) -> F) -> Self {
-        let (stop, mut rx) = tokio::sync::watch::channel(false);
-        let wait: WaitStop = Box::pin(async move {
-            let _ = rx.wait_for(|s| *s).await;
-        });
-        Self { stop, task: tokio::spawn(run(wait)) }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("app stopped with an error: {e:?}"),
-            Err(e) => panic!("app task failed: {e}"),
-        }
-    }
-}
-
-type WaitStop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        common::telemetry::init(common::telemetry::DEFAULT_FILTER);
-    }
-}
-
-/// Fresh databases: SQLite files in `dir`, or new databases on `TEST_MYSQL_URL`.
-async fn databases(dir: &std::path::Path) -> (String, String, Option<(String, Vec<String>)>) {
-    match std::env::var("TEST_MYSQL_URL") {
-        Ok(url) if !url.is_empty() => {
-            let base = server_url(&url);
-            let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-            let names = vec![format!("bt_{tag}_bank1"), format!("bt_{tag}_bank2")];
-            let mut conn = sqlx::mysql::MySqlConnection::connect(&base).await.expect("connect TEST_MYSQL_URL");
-            for n in &names {
-                sqlx::query(&format!("CREATE DATABASE `{n}` CHARACTER SET utf8mb4")).execute(&mut conn).await.unwrap();
-            }
-            let _ = conn.close().await;
-            (format!("{base}/{}", names[0]), format!("{base}/{}", names[1]), Some((base, names)))
-        }
-        _ => {
-            (bank_transfer::stack::sqlite_url(dir, "bank1.db"), bank_transfer::stack::sqlite_url(dir, "bank2.db"), None)
-        }
-    }
-}
-
-/// `mysql://u:p@h:port/db?x` → `mysql://u:p@h:port`.
-fn server_url(url: &str) -> String {
-    let scheme_end = url.find("://").map_or(0, |i| i + 3);
-    match url[scheme_end..].find('/') {
-        Some(i) => url[..scheme_end + i].to_owned(),
-        None => url.trim_end_matches('/').to_owned(),
+        common::infra::telemetry::init(common::infra::telemetry::DEFAULT_FILTER);
     }
 }
 
@@ -123,95 +67,74 @@ impl TestStack {
 
     pub async fn start_with(opts: Opts) -> Self {
         init_logs();
-        let dir = tempfile::tempdir().unwrap();
         let tuning = BrokerTuning {
             message_delay_level: Some(opts.delay_levels.clone()),
             transaction_timeout: Some(opts.transaction_timeout_ms),
             transaction_check_interval: Some(opts.transaction_check_interval_ms),
-            transaction_check_max: None,
             small_store: true,
+            ..BrokerTuning::default()
         };
-        let exe = PathBuf::from(env!("CARGO_BIN_EXE_bank-transfer"));
-        let servers = Servers::start(
-            &exe,
-            dir.path(),
-            free_port().unwrap(),
-            free_broker_port().unwrap(),
-            &tuning,
-            common::mq::DEFAULT_TOPIC,
-        )
-        .await
-        .expect("start name server and broker");
-        let (db1, db2, mysql) = databases(dir.path()).await;
-
-        let mut s1 = bank1::Settings::from_env();
-        s1.listen = "127.0.0.1:0".parse().unwrap();
-        s1.database_url = db1;
-        s1.namesrv_addr = servers.namesrv_addr.clone();
-        s1.local_tx_fail_at_least = None;
-        s1.unknown_at_least = None;
-        s1.lose_message_at_least = None;
-        let mut s2 = bank2::Settings::from_env();
-        s2.listen = "127.0.0.1:0".parse().unwrap();
-        s2.database_url = db2;
-        s2.namesrv_addr = servers.namesrv_addr.clone();
-        s2.consume_fail_at_least = None;
-        // Reconciliation runs when a test asks for it (POST /admin/reconcile).
-        s2.reconcile_interval = Duration::ZERO;
-        s2.reconcile_grace = Duration::ZERO;
-
-        let app1 = bank1::App::build(s1).await.expect("build bank1");
-        let bank1_url = format!("http://127.0.0.1:{}", app1.port());
-        s2.bank1_url = bank1_url.clone();
-        let bank1_pool = app1.state().db.pool.clone();
-        let bank1 = Running::spawn(|stop| app1.run_until(stop));
-        let app2 = bank2::App::build(s2.clone()).await.expect("build bank2");
-        s2.listen = format!("127.0.0.1:{}", app2.port()).parse().unwrap();
-        let bank2_url = format!("http://127.0.0.1:{}", app2.port());
-        let bank2_pool = app2.state().db.pool.clone();
-        let bank2 = Running::spawn(|stop| app2.run_until(stop));
+        let db = match std::env::var("TEST_MYSQL_URL") {
+            Ok(url) if !url.is_empty() => DbChoice::MysqlScratch { server_url: url },
+            _ => DbChoice::Sqlite,
+        };
+        let stack = StackBuilder::new(env!("CARGO_BIN_EXE_bank-transfer"))
+            .database(db)
+            .tuning(tuning)
+            .configure(|s1, s2| {
+                // Hermetic: no fault from the environment; reconciliation runs when a test asks
+                // (POST /admin/reconcile on either bank), with no grace period.
+                s1.faults = Default::default();
+                s1.common.reconcile_interval = Duration::ZERO;
+                s1.common.reconcile_grace = Duration::ZERO;
+                s2.faults = Default::default();
+                s2.common.reconcile_interval = Duration::ZERO;
+                s2.common.reconcile_grace = Duration::ZERO;
+            })
+            .start()
+            .await
+            .expect("start the stack");
         Self {
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-            bank1_url,
-            bank2_url,
-            bank1_pool,
-            bank2_pool,
-            namesrv_addr: servers.namesrv_addr.clone(),
-            servers: Some(servers),
-            bank1,
-            bank2: Some(bank2),
-            bank2_settings: s2,
-            mysql,
-            _dir: dir,
+            bank1_url: stack.bank1_url.clone(),
+            bank2_url: stack.bank2_url.clone(),
+            bank1_pool: stack.bank1().shared.db.pool.clone(),
+            bank2_pool: stack.bank2().shared.db.pool.clone(),
+            bank2_credits: stack.bank2().credits.clone(),
+            namesrv_addr: stack.namesrv_addr.clone(),
+            secrets: stack.secrets.clone(),
+            stack: Some(stack),
         }
     }
 
+    fn stack_mut(&mut self) -> &mut Stack {
+        self.stack.as_mut().expect("the stack runs")
+    }
+
     /// Stops bank2 (consumer, reconciler, HTTP) and starts it again on the same database and
-    /// port: what a deploy or a crash-and-restart does.
+    /// port: what a deploy does.
     pub async fn restart_bank2(&mut self) {
-        if let Some(b) = self.bank2.take() {
-            b.stop().await;
-        }
-        let app2 = bank2::App::build(self.bank2_settings.clone()).await.expect("rebuild bank2");
-        self.bank2_pool = app2.state().db.pool.clone();
-        self.bank2 = Some(Running::spawn(|stop| app2.run_until(stop)));
+        self.stack_mut().restart(Part::Bank2).await.expect("restart bank2");
+        let stack = self.stack.as_ref().expect("the stack runs");
+        self.bank2_pool = stack.bank2().shared.db.pool.clone();
+        self.bank2_credits = stack.bank2().credits.clone();
+    }
+
+    /// Kills the broker (SIGKILL) and starts it again on the same store.
+    pub async fn crash_and_restart_broker(&mut self) {
+        self.stack_mut().crash_and_restart(Part::Broker).await.expect("restart the broker");
+    }
+
+    /// Kills the broker (SIGKILL), runs `while_down`, then starts the broker again on the same
+    /// store.
+    pub async fn crash_broker_then<F: Future>(&mut self, while_down: F) -> F::Output {
+        self.stack_mut().crash_and_restart_after(Part::Broker, while_down).await.expect("restart the broker")
     }
 
     /// Stops the banks, then the servers, and drops MySQL test databases.
     pub async fn shutdown(mut self) {
-        if let Some(b) = self.bank2.take() {
-            b.stop().await;
-        }
-        self.bank1.stop().await;
-        if let Some(s) = self.servers.take() {
+        if let Some(s) = self.stack.take() {
             s.stop().await;
-        }
-        if let Some((base, names)) = self.mysql.take() {
-            if let Ok(mut conn) = sqlx::mysql::MySqlConnection::connect(&base).await {
-                for n in names {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{n}`")).execute(&mut conn).await;
-                }
-            }
         }
     }
 
@@ -263,8 +186,22 @@ impl TestStack {
         body
     }
 
+    /// The operator token of the bank at `bank_url`.
+    pub fn admin_token(&self, bank_url: &str) -> &str {
+        if bank_url == self.bank1_url {
+            self.secrets.bank1_admin.expose()
+        } else {
+            self.secrets.bank2_admin.expose()
+        }
+    }
+
+    /// An operator request (`/admin/*`) with the bank's token.
+    pub fn admin(&self, method: reqwest::Method, bank_url: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{bank_url}{path}")).bearer_auth(self.admin_token(bank_url))
+    }
+
     pub async fn put_faults(&self, bank_url: &str, faults: Value) -> Value {
-        let r = self.http.put(format!("{bank_url}/admin/faults")).json(&faults).send().await.unwrap();
+        let r = self.admin(reqwest::Method::PUT, bank_url, "/admin/faults").json(&faults).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
     }
@@ -279,27 +216,45 @@ impl TestStack {
             .unwrap_or(0)
     }
 
-    /// `POST /admin/reconcile?grace=0s` on bank2: the report.
-    pub async fn reconcile(&self) -> Value {
-        let r = self.http.post(format!("{}/admin/reconcile?grace=0s", self.bank2_url)).send().await.unwrap();
+    /// An operator POST on `bank_url`; asserts 200 and returns the body.
+    pub async fn admin_post(&self, bank_url: &str, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.admin(reqwest::Method::POST, bank_url, path);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
         let status = r.status();
         let body: Value = r.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(status, StatusCode::OK, "POST {path}: {body}");
         body
+    }
+
+    /// `POST /admin/reconcile?grace=0s` on bank2: the report.
+    pub async fn reconcile(&self) -> Value {
+        self.admin_post(&self.bank2_url, "/admin/reconcile?grace=0s", None).await
+    }
+
+    /// `POST /admin/reconcile?grace=0s` on bank1 (refunds from bank2's rejection feed).
+    pub async fn reconcile_refunds(&self) -> Value {
+        self.admin_post(&self.bank1_url, "/admin/reconcile?grace=0s", None).await
     }
 
     /// `POST /admin/dlq/redrive` on bank2: the report.
     pub async fn redrive(&self) -> Value {
-        let r = self.http.post(format!("{}/admin/dlq/redrive", self.bank2_url)).send().await.unwrap();
-        let status = r.status();
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        self.admin_post(&self.bank2_url, "/admin/dlq/redrive", None).await
     }
 
-    /// bank1's feed page after `after`.
+    /// bank1's feed page after `after` (with bank2's feed token, as bank2 reads it).
     pub async fn feed(&self, after: &str) -> Value {
-        let (status, body) = self.get(format!("{}/api/transfers?after={after}&limit=1000", self.bank1_url)).await;
+        let r = self
+            .http
+            .get(format!("{}/api/transfers?after={after}&limit=1000", self.bank1_url))
+            .bearer_auth(self.secrets.bank1_feed.expose())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
@@ -315,20 +270,30 @@ impl TestStack {
 
     /// Waits until `tx_no` is in the dead-letter queue `%DLQ%consumer_group_txmsg_bank2`.
     pub async fn wait_in_dlq(&self, tx_no: &str, within: Duration) {
-        let rt = common::mq::MqRuntime::new("test-dlq").unwrap();
-        let dlq = format!("%DLQ%{}", common::mq::DEFAULT_CONSUMER_GROUP);
+        let rt = common::infra::mq::MqRuntime::new("test-dlq").unwrap();
+        let dlq = format!("%DLQ%{}", common::infra::mq::DEFAULT_CONSUMER_GROUP);
         poll_until(&format!("{tx_no} in {dlq}"), within, || async {
-            let m = bank_transfer::query::messages_by_key(&rt, &self.namesrv_addr, &dlq, tx_no).await.ok()?;
+            let m = common::infra::mq::read::messages_by_key(&rt, &self.namesrv_addr, &dlq, tx_no).await.ok()?;
             (!m.is_empty()).then_some(())
         })
         .await;
         rt.shutdown().await;
     }
 
-    /// Publishes raw message bodies on the transfer topic, as any producer could.
+    /// Publishes raw message bodies on the transfer topic, as any producer could: unsigned.
     pub async fn publish_raw(&self, bodies: &[(Option<&str>, Vec<u8>)]) {
+        self.publish(bodies, None).await
+    }
+
+    /// Publishes bodies signed with bank1's key: what a bank1 bug (or a stolen key) could send.
+    pub async fn publish_signed(&self, bodies: &[(Option<&str>, Vec<u8>)]) {
+        self.publish(bodies, Some(&self.secrets.bank1_signer)).await
+    }
+
+    /// Publishes on the transfer topic with a plain producer, each body signed by `signer` if given.
+    pub async fn publish(&self, bodies: &[(Option<&str>, Vec<u8>)], signer: Option<&common::domain::signing::Signer>) {
         use rocketmq_model::common::message::message_single::Message;
-        let rt = common::mq::MqRuntime::new("test-raw").unwrap();
+        let rt = common::infra::mq::MqRuntime::new("test-raw").unwrap();
         let mut p = rocketmq_client_rust::DefaultMQProducer::builder(rt.client())
             .producer_group("test_raw_sender")
             .name_server_addr(self.namesrv_addr.clone())
@@ -336,16 +301,55 @@ impl TestStack {
         p.start().await.unwrap();
         for (key, body) in bodies {
             let mut b = Message::builder()
-                .topic(common::mq::DEFAULT_TOPIC)
-                .tags(common::message::TRANSFER_TAG)
+                .topic(common::infra::mq::DEFAULT_TOPIC)
+                .tags(common::domain::message::TRANSFER_TAG)
                 .body_slice(body);
             if let Some(k) = key {
                 b = b.key(*k);
+            }
+            if let Some(s) = signer {
+                b = b.raw_property(common::domain::signing::SIGNATURE_PROPERTY, s.sign(body)).unwrap();
             }
             p.send(b.build().unwrap()).await.unwrap();
         }
         p.shutdown().await;
         rt.shutdown().await;
+    }
+
+    /// Waits until bank1 shows `tx_no` REFUNDED; returns bank1's view of it.
+    pub async fn wait_refunded(&self, tx_no: &str, within: Duration) -> Value {
+        poll_until(&format!("{tx_no} refunded at bank1"), within, || async {
+            let (_, t) = self.bank1_transfer(tx_no).await;
+            (t["status"] == "REFUNDED").then_some(t)
+        })
+        .await
+    }
+
+    /// Waits until bank2 shows `tx_no` with `outcome` (CREDITED, REJECTED); returns its record.
+    pub async fn wait_outcome(&self, tx_no: &str, outcome: &str, within: Duration) -> Value {
+        poll_until(&format!("{tx_no} {outcome} at bank2"), within, || async {
+            let c = self.credit(tx_no).await;
+            (c["outcome"] == outcome).then_some(c)
+        })
+        .await
+    }
+
+    /// `POST /admin/dlq/refund {"tx_no"}` on bank2: status and body.
+    pub async fn dlq_refund(&self, tx_no: &str) -> (StatusCode, Value) {
+        let r = self
+            .admin(reqwest::Method::POST, &self.bank2_url, "/admin/dlq/refund")
+            .json(&json!({ "tx_no": tx_no }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// bank2's quarantine, newest first.
+    pub async fn quarantine2(&self) -> Vec<Value> {
+        let (_, q) = self.get(format!("{}/api/quarantine", self.bank2_url)).await;
+        q["items"].as_array().cloned().unwrap_or_default()
     }
 
     /// Waits until `tx_no` is credited at bank2; returns the credit record.
@@ -357,9 +361,15 @@ impl TestStack {
         .await
     }
 
-    /// Conservation: bank1 account 1 + bank2 account 2 + committed-but-not-yet-credited is
-    /// 1000.00, and nothing bank1 did not commit is credited. `pending` lists the tx_nos known
-    /// to be committed and not credited on purpose (DLQ), whose amounts are in flight.
+    /// Conservation: bank1 account 1 + bank2 account 2 + in flight is 1000.00, where a refunded
+    /// transfer counts at bank1 again, and every ledger row agrees with the other bank:
+    /// - every CREDITED row at bank2 is a transfer bank1 committed (not refunded), same amount;
+    /// - every REJECTED row at bank2 is a transfer bank1 committed — and later refunds — same
+    ///   amount; every REFUNDED transfer at bank1 is REJECTED at bank2;
+    /// - bank2's balance is exactly the sum of its credits.
+    ///
+    /// `pending_minor` is what the test knows to be in flight (committed at bank1, not credited
+    /// or refunded yet: a dead letter, a refund on its way).
     pub async fn assert_conserved(&self, pending_minor: i64) {
         let b1 = minor(&self.balance1("1").await);
         let b2 = minor(&self.balance2("2").await);
@@ -369,18 +379,38 @@ impl TestStack {
             INITIAL_TOTAL_MINOR,
             "money conserved: bank1 {b1} + bank2 {b2} + pending {pending_minor}"
         );
-        // Every credit at bank2 is a transfer bank1 committed, with the same amount.
-        let credits: Vec<(String, i64)> =
-            sqlx::query_as("SELECT tx_no, amount FROM de_duplication").fetch_all(&self.bank2_pool).await.unwrap();
+        let applied: Vec<(String, i64, String)> = sqlx::query_as("SELECT tx_no, amount, outcome FROM de_duplication")
+            .fetch_all(&self.bank2_pool)
+            .await
+            .unwrap();
         let mut credited_total = 0;
-        for (tx_no, amount) in credits {
-            let (status, t) = self.bank1_transfer(&tx_no).await;
-            assert_eq!(status, StatusCode::OK, "credited {tx_no} is known to bank1");
-            assert_eq!(t["status"], "COMMITTED", "credited {tx_no} was committed at bank1");
-            assert_eq!(minor(t["amount"].as_str().unwrap()), amount, "credited amount of {tx_no}");
-            credited_total += amount;
+        for (tx_no, amount, outcome) in &applied {
+            let (status, t) = self.bank1_transfer(tx_no).await;
+            assert_eq!(status, StatusCode::OK, "applied {tx_no} is known to bank1");
+            assert_eq!(minor(t["amount"].as_str().unwrap()), *amount, "applied amount of {tx_no}");
+            match outcome.as_str() {
+                "CREDITED" => {
+                    assert_eq!(t["status"], "COMMITTED", "credited {tx_no} is committed (never refunded) at bank1");
+                    credited_total += amount;
+                }
+                "REJECTED" => assert!(
+                    t["status"] == "COMMITTED" || t["status"] == "REFUNDED",
+                    "rejected {tx_no} was debited at bank1: {t}"
+                ),
+                other => panic!("unknown outcome {other}"),
+            }
         }
         assert_eq!(credited_total, b2, "bank2's balance is exactly the sum of its credits");
+        let refunded: Vec<(String,)> = sqlx::query_as("SELECT tx_no FROM transfer WHERE status = 'REFUNDED'")
+            .fetch_all(&self.bank1_pool)
+            .await
+            .unwrap();
+        for (tx_no,) in refunded {
+            assert!(
+                applied.iter().any(|(t, _, o)| *t == tx_no && o == "REJECTED"),
+                "refunded {tx_no} was rejected at bank2"
+            );
+        }
     }
 
     /// Waits until bank1 + bank2 adds up with `pending_minor` in flight, then asserts it all.
@@ -402,7 +432,7 @@ fn balance_of((status, body): (StatusCode, Value)) -> String {
 
 /// "12.34" → 1234.
 pub fn minor(s: &str) -> i64 {
-    common::money::parse_minor(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    common::domain::money::parse_minor(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
 }
 
 /// Polls `f` every 100 ms until it yields `Some`, or panics after `within`.
@@ -411,5 +441,5 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    bank_transfer::wait::poll(what, within, f).await.unwrap_or_else(|e| panic!("{e}"))
+    stack::wait::poll(what, within, f).await.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,22 +1,6 @@
-//! bank1's HTTP API: one module per resource, merged here.
+//! bank1's own HTTP resource: transfers. The routes every bank has (accounts, health,
+//! quarantine, `/admin/faults`, `/admin/reconcile`) come from [`common::service::app::router`].
 
-mod accounts;
-mod admin;
-mod health;
 mod transfers;
 
-use axum::Router;
-use tower_http::trace::TraceLayer;
-
-use crate::AppState;
-
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(transfers::routes())
-        .merge(accounts::routes())
-        .merge(admin::routes())
-        .merge(health::routes())
-        .fallback(|| async { common::api_error::ApiError::not_found("not_found", "no such endpoint") })
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
+pub use transfers::routes;

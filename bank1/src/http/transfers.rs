@@ -1,16 +1,31 @@
-//! `POST /api/transfers` (with `Idempotency-Key`) and `GET /api/transfers/{tx_no}`.
+//! `POST /api/transfers` (with `Idempotency-Key`), `GET /api/transfers/{tx_no}` (public), and
+//! the feed `GET /api/transfers?after=&limit=` (service token: `BANK1_FEED_TOKEN`).
+//!
+//! Idempotency-Key lifecycle: a request *claims* the key for a fresh tx_no, runs the transfer,
+//! then records its reply. A replay answers the recorded reply — or, where the first request
+//! left none, the truth from bank1's own rows:
+//! - its transfer row exists: that transfer (COMMITTED, REFUNDED) is the answer; a ROLLED_BACK
+//!   one debited nothing, so the key is retaken for a fresh transfer;
+//! - no row yet, claim younger than `BANK1_IDEMPOTENCY_CLAIM_TIMEOUT`: 409, still running;
+//! - no row, older: the first request died between the claim and its half message. A
+//!   ROLLED_BACK tombstone makes that final (a late half message is rolled back by the
+//!   check-back; a late local transaction loses on the key) and the key is retaken.
+//!
+//! A recorded UNKNOWN is not frozen: a replay answers the transfer's current status. The
+//! transfer runs in a task of its own, so a client that disconnects cannot cancel it halfway.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::api_error::{ApiError, AppJson};
-use common::ids::TxNo;
+use common::domain::ids::TxNo;
+use common::service::error::{AppJson, Code, Error};
+use common::service::feed::{FeedRequest, Page};
 use serde_json::Value;
 
 use crate::error::Result;
-use crate::store;
+use crate::store::{self, NewTransfer, Status};
 use crate::transfers::{self, TransferRequest, TransferView};
 use crate::AppState;
 
@@ -29,82 +44,148 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
         .filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()));
     match s {
         Some(s) => Ok(Some(s.to_owned())),
-        None => Err(ApiError::bad_request(
-            "invalid_idempotency_key",
+        None => Err(Error::bad_request(
+            Code::InvalidIdempotencyKey,
             "Idempotency-Key must be 1-255 visible ASCII characters",
-        )
-        .into()),
+        )),
     }
 }
 
 async fn create(State(state): State<AppState>, headers: HeaderMap, AppJson(body): AppJson<Value>) -> Result<Response> {
     let req = TransferRequest::from_json(&body)?;
     let key = idempotency_key(&headers)?;
-    if let Some(key) = &key {
-        if let Some(row) = store::idempotency(&state.db.pool, key).await? {
-            return replay(&state, &req, row).await;
+    // Detached: dropping this handler (client gone) does not stop the transfer mid-way.
+    tokio::spawn(async move {
+        match key {
+            Some(key) => create_keyed(&state, &req, &key).await,
+            None => {
+                transfers::precheck(&state, &req).await?;
+                run(&state, &req, TxNo::new_random(), None).await
+            }
         }
-    }
-    transfers::precheck(&state, &req).await?;
-    let tx_no = TxNo::new_random();
-    if let Some(key) = &key {
-        if let Err(e) = store::claim_idempotency(&state.db.pool, key, &req.fingerprint(), tx_no.as_str()).await {
-            if common::db::is_unique_violation(&e) {
-                if let Some(row) = store::idempotency(&state.db.pool, key).await? {
-                    return replay(&state, &req, row).await;
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("transfer task failed: {e}"))?
+}
+
+/// A transfer under an Idempotency-Key: replay, or claim it (or retake an abandoned claim) and run.
+async fn create_keyed(state: &AppState, req: &TransferRequest, key: &str) -> Result<Response> {
+    let pool = &state.shared.db.pool;
+    // Two rounds at most: a lost race for the claim is answered by the winner's replay.
+    for _ in 0..2 {
+        if let Some(row) = store::idempotency(pool, key).await? {
+            match replay(state, req, key, row).await? {
+                Replayed::Answer(r) => return Ok(r),
+                Replayed::Retake(old) => {
+                    transfers::precheck(state, req).await?;
+                    let tx_no = TxNo::new_random();
+                    if store::retake_idempotency(pool, key, &old, tx_no.as_str()).await? {
+                        tracing::warn!(idempotency_key = %key, abandoned = %old, %tx_no, "retook an abandoned Idempotency-Key");
+                        return run(state, req, tx_no, Some(key)).await;
+                    }
+                    continue;
                 }
             }
-            return Err(e.into());
+        }
+        transfers::precheck(state, req).await?;
+        let tx_no = TxNo::new_random();
+        match store::claim_idempotency(pool, key, &req.fingerprint(), tx_no.as_str()).await {
+            Ok(()) => return run(state, req, tx_no, Some(key)).await,
+            Err(e) if common::infra::db::is_unique_violation(&e) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
-    match transfers::execute(&state, &req, tx_no).await {
+    Err(in_progress())
+}
+
+/// Runs one transfer and records its reply under the key it holds.
+async fn run(state: &AppState, req: &TransferRequest, tx_no: TxNo, key: Option<&str>) -> Result<Response> {
+    match transfers::execute(state, req, tx_no.clone()).await {
         Ok(view) => {
             let body = serde_json::to_string(&view).map_err(anyhow::Error::from)?;
-            if let Some(key) = &key {
-                store::finish_idempotency(&state.db.pool, key, StatusCode::CREATED.as_u16(), &body).await?;
+            if let Some(key) = key {
+                store::finish_idempotency(
+                    &state.shared.db.pool,
+                    key,
+                    tx_no.as_str(),
+                    StatusCode::CREATED.as_u16(),
+                    &body,
+                )
+                .await?;
             }
             Ok(json_response(StatusCode::CREATED, body, false))
         }
         Err(e) => {
             // Nothing was debited: free the key so a retry is evaluated afresh.
-            if let Some(key) = &key {
-                let _ = store::release_idempotency(&state.db.pool, key).await;
+            if let Some(key) = key {
+                let _ = store::release_idempotency(&state.shared.db.pool, key, tx_no.as_str()).await;
             }
             Err(e)
         }
     }
 }
 
-/// A retried POST: the first result, or where the first request is still running, 409.
-async fn replay(state: &AppState, req: &TransferRequest, row: store::IdempotencyRow) -> Result<Response> {
+enum Replayed {
+    Answer(Response),
+    /// The key's transfer (this tx_no) is settled as never debited: run a fresh one.
+    Retake(String),
+}
+
+/// A retried POST: the first result, or the truth from bank1's rows (see the module docs).
+async fn replay(state: &AppState, req: &TransferRequest, key: &str, row: store::IdempotencyRow) -> Result<Replayed> {
     if row.request_hash != req.fingerprint() {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
+        return Err(Error::unprocessable(
+            Code::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different transfer",
-        )
-        .into());
+        ));
     }
+    let tx_no = TxNo::parse(&row.tx_no).map_err(|e| anyhow::anyhow!("stored tx_no: {e}"))?;
     if let (Some(status), Some(body)) = (row.response_status, row.response_body) {
+        let unknown = serde_json::from_str::<Value>(&body).is_ok_and(|v| v["status"] == "UNKNOWN");
+        if unknown {
+            // Not frozen: the transfer's status now.
+            if let Some(t) = store::transfer(&state.shared.db.pool, &tx_no).await? {
+                let now = serde_json::to_string(&TransferView::from_row(&t)).map_err(anyhow::Error::from)?;
+                store::finish_idempotency(&state.shared.db.pool, key, tx_no.as_str(), 201, &now).await?;
+                return Ok(Replayed::Answer(json_response(StatusCode::CREATED, now, true)));
+            }
+        }
         let status =
             u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::CREATED);
-        return Ok(json_response(status, body, true));
+        return Ok(Replayed::Answer(json_response(status, body, true)));
     }
-    // The first request did not record its reply (still running, or bank1 stopped mid-way):
-    // the transfer row, once present, is the truth.
-    let tx_no = TxNo::parse(&row.tx_no).map_err(|e| anyhow::anyhow!("stored tx_no: {e}"))?;
-    match store::transfer(&state.db.pool, &tx_no).await? {
-        Some(t) => Ok(json_response(
-            StatusCode::CREATED,
-            serde_json::to_string(&TransferView::from_row(&t)).map_err(anyhow::Error::from)?,
-            true,
-        )),
-        None => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "request_in_progress",
-            "a request with this Idempotency-Key is still being processed",
-        )
-        .into()),
+    let row_now = match store::transfer(&state.shared.db.pool, &tx_no).await? {
+        Some(t) => Some(t),
+        None if common::now_ms() - row.created_at < claim_timeout_ms(state) => return Err(in_progress()),
+        None => {
+            let n = NewTransfer::abandoned(tx_no.as_str(), req);
+            Some(
+                store::tombstone(
+                    &state.shared.db.pool,
+                    &n,
+                    "abandoned: the request holding its Idempotency-Key stopped before the transfer began",
+                )
+                .await?,
+            )
+        }
+    };
+    match row_now {
+        Some(t) if t.status == Status::RolledBack => Ok(Replayed::Retake(t.tx_no)),
+        Some(t) => {
+            let body = serde_json::to_string(&TransferView::from_row(&t)).map_err(anyhow::Error::from)?;
+            store::finish_idempotency(&state.shared.db.pool, key, tx_no.as_str(), 201, &body).await?;
+            Ok(Replayed::Answer(json_response(StatusCode::CREATED, body, true)))
+        }
+        None => Err(in_progress()),
     }
+}
+
+fn claim_timeout_ms(state: &AppState) -> i64 {
+    i64::try_from(state.settings.idempotency_claim_timeout.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn in_progress() -> Error {
+    Error::conflict(Code::RequestInProgress, "a request with this Idempotency-Key is still being processed")
 }
 
 fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
@@ -117,37 +198,20 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
 }
 
 async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<TransferView>> {
-    let tx_no = TxNo::parse(&tx_no).map_err(|e| ApiError::bad_request("invalid_tx_no", e.to_string()))?;
-    let row = store::transfer(&state.db.pool, &tx_no)
+    let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
+    let row = store::transfer(&state.shared.db.pool, &tx_no)
         .await?
-        .ok_or_else(|| ApiError::not_found("unknown_transfer", format!("no transfer {tx_no} at bank1")))?;
+        .ok_or_else(|| Error::not_found(Code::UnknownTransfer, format!("no transfer {tx_no} at bank1")))?;
     Ok(Json(TransferView::from_row(&row)))
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct FeedQuery {
-    after: Option<String>,
-    limit: Option<String>,
-}
-
-/// `GET /api/transfers?after=<cursor>&limit=<n>`: committed transfers after a feed cursor.
-async fn feed(State(state): State<AppState>, Query(q): Query<FeedQuery>) -> Result<Json<Value>> {
-    let after = match q.after.as_deref() {
-        None | Some("") => 0,
-        Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
-            ApiError::bad_request("invalid_cursor", "after must be a cursor from a previous page (an integer >= 0)")
-        })?,
-    };
-    let limit = match q.limit.as_deref() {
-        None | Some("") => 100,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|v| (1..=1000).contains(v))
-            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be an integer from 1 to 1000"))?,
-    };
-    let rows = crate::feed::page(&state.db.pool, after, limit).await?;
-    let next = rows.last().and_then(|r| r.feed_pos).unwrap_or(after);
+/// `GET /api/transfers?after=<cursor>&limit=<n>`: debited transfers (COMMITTED, and REFUNDED
+/// ones) after a feed cursor.
+async fn feed(
+    State(state): State<AppState>,
+    FeedRequest { after, limit }: FeedRequest,
+) -> Result<Json<Page<TransferView>>> {
+    let rows = store::feed_page(&state.shared.db.pool, after, limit).await?;
     let items: Vec<TransferView> = rows.iter().map(TransferView::from_row).collect();
-    Ok(Json(serde_json::json!({ "items": items, "next": next.to_string() })))
+    Ok(Json(Page::after(after, items, |t| t.feed_pos)))
 }

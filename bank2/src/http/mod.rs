@@ -1,24 +1,18 @@
-//! bank2's HTTP API: one module per resource, merged here.
+//! bank2's own HTTP resources: credits, the rejection feed, metrics, and its own operator
+//! endpoints (DLQ, consumer). The routes every bank has (accounts, health, quarantine,
+//! `/admin/faults`, `/admin/reconcile`) come from [`common::service::app::router`].
 
-mod accounts;
 mod admin;
 mod credits;
-mod health;
-mod quarantine;
+mod metrics;
+mod rejections;
 
 use axum::Router;
-use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(accounts::routes())
-        .merge(credits::routes())
-        .merge(quarantine::routes())
-        .merge(admin::routes())
-        .merge(health::routes())
-        .fallback(|| async { common::api_error::ApiError::not_found("not_found", "no such endpoint") })
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(credits::routes()).merge(rejections::routes()).merge(metrics::routes())
 }
+
+pub use admin::routes as admin_routes;

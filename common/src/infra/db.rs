@@ -1,0 +1,105 @@
+//! One database handle type for both engines: an `AnyPool` over SQLite (embedded default)
+//! or a MySQL-protocol server (MariaDB, MySQL). Queries here use only SQL both accept.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::AnyPool;
+
+/// Which engine a URL points at; a few statements differ (see each bank's store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    MySql,
+}
+
+impl Engine {
+    pub fn of_url(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Ok(Self::MySql)
+        } else {
+            anyhow::bail!("database URL must start with sqlite: or mysql:")
+        }
+    }
+}
+
+/// A connected, migrated database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub engine: Engine,
+}
+
+/// Connects (creating a SQLite file if needed) and runs the bank's migrations.
+///
+/// SQLite runs in WAL mode with FULL sync (durable commits) and a single pooled connection:
+/// SQLite has one writer anyway, and one connection rules out `SQLITE_BUSY` on lock upgrades.
+pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, max_connections: u32) -> anyhow::Result<Db> {
+    sqlx::any::install_default_drivers();
+    let engine = Engine::of_url(url)?;
+    let url = url.replacen("mariadb:", "mysql:", 1);
+    let (url, max) = match engine {
+        Engine::Sqlite => {
+            let url = if url.contains('?') { url } else { format!("{url}?mode=rwc") };
+            (url, 1)
+        }
+        Engine::MySql => (url, max_connections.max(1)),
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if engine == Engine::Sqlite {
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(&url)))?;
+    let migrator = match engine {
+        Engine::Sqlite => sqlite,
+        Engine::MySql => mysql,
+    };
+    migrator.run(&pool).await.context("running database migrations")?;
+    Ok(Db { pool, engine })
+}
+
+/// A URL with any password replaced by `***`, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// True when a database error is a unique/primary-key violation, as the driver classifies it
+/// (SQLite: `SQLITE_CONSTRAINT_UNIQUE` / `_PRIMARYKEY`; MySQL: `ER_DUP_ENTRY` and kin). Not
+/// SQLSTATE 23000 as such: MySQL uses it for NOT NULL and CHECK violations too.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact("mysql://root:secret@127.0.0.1/bank1"), "mysql://root:***@127.0.0.1/bank1");
+        assert_eq!(redact("mysql://root@127.0.0.1/bank1"), "mysql://root@127.0.0.1/bank1");
+        assert_eq!(redact("sqlite://data/bank1.db"), "sqlite://data/bank1.db");
+    }
+}

@@ -1,0 +1,178 @@
+//! A bank's feed for the other bank's reconciler: rows in a stable order with a cursor that
+//! never skips one. bank1 serves its committed transfers, bank2 its rejections.
+//!
+//! Why not order by an id taken at insert: it is taken before the row's transaction commits,
+//! so a reader can see id 11 committed while 10 is still in flight; a cursor moved past 11
+//! would skip 10 for ever. Instead a *sequencer* gives rows a `feed_pos` after they commit, in
+//! one transaction that first locks the `feed_sequencer` row: positions are handed out one
+//! batch at a time, and a batch becomes visible atomically, so a reader that sees position p
+//! sees every position below p. The writers' hot path takes no extra lock; the feed trails
+//! commits by at most one sequencer tick.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, AnyPool};
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+
+use crate::service::app::Service;
+use crate::service::error::{Code, Error, Result};
+use tokio::sync::Notify;
+
+/// One entry of bank2's rejection feed (`GET /api/rejections`), as served and as bank1's refund
+/// reconciler reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionEntry {
+    pub tx_no: String,
+    pub from_account: String,
+    pub to_account: String,
+    pub amount: String,
+    pub reason: String,
+    pub rejected_at_ms: i64,
+    pub feed_pos: i64,
+}
+
+/// A feed page: the entries, and the cursor to ask for next.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: String,
+}
+
+/// Rows sequenced per sequencer transaction.
+const BATCH: i64 = 500;
+
+/// Which rows of which table a sequencer numbers. The table has a nullable, unique
+/// `feed_pos` column and the database a one-row `feed_sequencer (id = 1, last_pos)`.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedTable {
+    pub table: &'static str,
+    /// The primary key column.
+    pub key: &'static str,
+    /// Which rows belong in the feed, as a WHERE condition (no user input).
+    pub ready: &'static str,
+    /// The order positions are given in (oldest first).
+    pub order: &'static str,
+}
+
+impl FeedTable {
+    /// Gives feed positions to ready, unsequenced rows. Returns how many it sequenced. Safe to
+    /// run from several instances: the first statement locks the sequencer row, so they take
+    /// turns.
+    pub async fn sequence_once<K>(&self, pool: &AnyPool) -> sqlx::Result<usize>
+    where
+        K: for<'r> sqlx::Decode<'r, Any> + for<'q> sqlx::Encode<'q, Any> + sqlx::Type<Any> + Send + Sync + Unpin,
+    {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE feed_sequencer SET last_pos = last_pos WHERE id = 1").execute(&mut *tx).await?;
+        let (mut last,): (i64,) =
+            sqlx::query_as("SELECT last_pos FROM feed_sequencer WHERE id = 1").fetch_one(&mut *tx).await?;
+        let select = format!(
+            "SELECT {key} FROM {table} WHERE {ready} AND feed_pos IS NULL ORDER BY {order} LIMIT ?",
+            key = self.key,
+            table = self.table,
+            ready = self.ready,
+            order = self.order
+        );
+        let keys: Vec<(K,)> = sqlx::query_as(&select).bind(BATCH).fetch_all(&mut *tx).await?;
+        if keys.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let update = format!("UPDATE {} SET feed_pos = ? WHERE {} = ?", self.table, self.key);
+        for (key,) in &keys {
+            last += 1;
+            sqlx::query(&update).bind(last).bind(key).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE feed_sequencer SET last_pos = ? WHERE id = 1").bind(last).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(keys.len())
+    }
+
+    /// Runs the sequencer until `stop` resolves: after every commit it is told of, and at least
+    /// every 250 ms (rows committed by other instances, or missed notifications).
+    pub async fn run<K>(self, pool: AnyPool, wake: Arc<Notify>, stop: impl Future<Output = ()>)
+    where
+        K: for<'r> sqlx::Decode<'r, Any> + for<'q> sqlx::Encode<'q, Any> + sqlx::Type<Any> + Send + Sync + Unpin,
+    {
+        tokio::pin!(stop);
+        loop {
+            loop {
+                match self.sequence_once::<K>(&pool).await {
+                    Ok(n) if n as i64 == BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(table = self.table, error = %e, "feed sequencer failed; retrying");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = wake.notified() => {},
+                () = tokio::time::sleep(Duration::from_millis(250)) => {},
+            }
+        }
+    }
+}
+
+/// A feed request's `?after=<cursor>&limit=<n>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FeedQuery {
+    pub after: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl FeedQuery {
+    /// Checked: `after` an integer ≥ 0 (default 0), `limit` 1–1000 (default 100).
+    pub fn bounds(&self) -> Result<(i64, i64)> {
+        let after = match self.after.as_deref() {
+            None | Some("") => 0,
+            Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+                Error::bad_request(Code::InvalidCursor, "after must be a cursor from a previous page (an integer >= 0)")
+            })?,
+        };
+        let limit = match self.limit.as_deref() {
+            None | Some("") => 100,
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|v| (1..=1000).contains(v))
+                .ok_or_else(|| Error::bad_request(Code::InvalidLimit, "limit must be an integer from 1 to 1000"))?,
+        };
+        Ok((after, limit))
+    }
+}
+
+/// A feed request that passed its checks: the feed token was presented, and `after` and
+/// `limit` parse. An extractor: a feed handler takes it and reads its page.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedRequest {
+    pub after: i64,
+    pub limit: i64,
+}
+
+impl<S: Service> FromRequestParts<S> for FeedRequest {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        state.shared().feed_guard.check(&parts.headers)?;
+        let Query(q) = Query::<FeedQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Error::bad_request(Code::BadRequest, e.body_text()))?;
+        let (after, limit) = q.bounds()?;
+        Ok(Self { after, limit })
+    }
+}
+
+impl<T> Page<T> {
+    /// A page of `items` read after `after`; `next` is the last item's position (or `after`).
+    pub fn after(after: i64, items: Vec<T>, pos: impl Fn(&T) -> Option<i64>) -> Self {
+        let next = items.last().and_then(pos).unwrap_or(after);
+        Self { items, next: next.to_string() }
+    }
+}

@@ -1,0 +1,25 @@
+//! What makes a bank service, shared by both banks.
+//!
+//! - [`app`]: the skeleton (`Service`, `Shared`, `App`, the router, `main`): bind, serve,
+//!   drain, stop.
+//! - [`settings`]: the settings every bank has, under each bank's environment names.
+//! - [`error`]: the one error type, its codes and the `{"error":{"code","message"}}` body.
+//! - [`auth`]: bearer tokens for `/admin/*` and the feeds.
+//! - [`faults`]: live fault switches and `GET|PUT /admin/faults`.
+//! - [`routes`]: `/api/accounts/{no}` and `/health`.
+//! - [`feed`]: the feed sequencer (a cursor that never skips a row) and feed pages.
+//! - [`reconcile`]: the reconciliation driver (never stalls: parks what fails, moves on) and
+//!   `GET|POST /admin/reconcile`.
+//! - [`inbox`]: opening a delivered message (signature, parse, KEYS) and quarantining what
+//!   must never move money ([`quarantine`]).
+
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod faults;
+pub mod feed;
+pub mod inbox;
+pub mod quarantine;
+pub mod reconcile;
+pub mod routes;
+pub mod settings;

@@ -1,0 +1,75 @@
+//! Routes both banks serve the same way: `GET /api/accounts/{account_no}` and `GET /health`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use sqlx::AnyPool;
+
+use crate::domain::ids::AccountNo;
+use crate::service::app::Service;
+use crate::service::error::{Code, Error, Result};
+
+pub fn routes<S: Service>() -> Router<S> {
+    Router::new().route("/api/accounts/{account_no}", get(account_view::<S>)).route("/health", get(health::<S>))
+}
+
+/// An account as both banks store it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Account {
+    pub account_no: String,
+    pub account_name: String,
+    /// Minor units.
+    pub balance: i64,
+    /// `OPEN` or `CLOSED` (a closed account is never credited: transfers to it come back).
+    pub status: String,
+}
+
+/// `account_info` row of `no`.
+pub async fn account(pool: &AnyPool, no: &AccountNo) -> sqlx::Result<Option<Account>> {
+    sqlx::query_as::<_, Account>(
+        "SELECT account_no, account_name, balance, status FROM account_info WHERE account_no = ?",
+    )
+    .bind(no.as_str())
+    .fetch_optional(pool)
+    .await
+}
+
+/// An account as the API shows it.
+#[derive(Debug, Serialize)]
+struct AccountView {
+    account_no: String,
+    account_name: String,
+    balance: String,
+    status: String,
+}
+
+async fn account_view<S: Service>(State(state): State<S>, Path(no): Path<String>) -> Result<Json<AccountView>> {
+    let no = AccountNo::parse(&no).map_err(|e| Error::bad_request(Code::InvalidAccount, e.to_string()))?;
+    let shared = state.shared();
+    let a = account(&shared.db.pool, &no).await?.ok_or_else(|| {
+        Error::not_found(Code::UnknownAccount, format!("account {no} does not exist at {}", shared.names.bank))
+    })?;
+    Ok(Json(AccountView {
+        balance: crate::domain::money::format_minor(a.balance),
+        account_no: a.account_no,
+        account_name: a.account_name,
+        status: a.status,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    service: &'static str,
+    /// `ok`, or `degraded` when the database does not answer.
+    status: &'static str,
+    database: bool,
+}
+
+async fn health<S: Service>(State(state): State<S>) -> (StatusCode, Json<Health>) {
+    let shared = state.shared();
+    let database = sqlx::query("SELECT 1").execute(&shared.db.pool).await.is_ok();
+    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Health { service: shared.names.bank, status: if database { "ok" } else { "degraded" }, database }))
+}

@@ -1,0 +1,156 @@
+//! The name server and broker as child processes of the launcher binary (its hidden
+//! `namesrv` / `broker` subcommands, see [`crate::embedded`]): started on given ports under a
+//! data directory, with the topics created up front; the broker can be crashed and restarted
+//! on the same store.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::children::ChildServer;
+use crate::embedded::BrokerTuning;
+
+/// How long a child may take to say it is ready (cold disk, 2 cores, busy machine).
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// The name server and broker children.
+pub struct Servers {
+    pub namesrv: ChildServer,
+    pub broker: ChildServer,
+    pub namesrv_addr: String,
+    pub broker_addr: String,
+    exe: PathBuf,
+    dir: PathBuf,
+    namesrv_port: u16,
+    broker_port: u16,
+    tuning: BrokerTuning,
+}
+
+impl Servers {
+    /// Starts both under `dir` (`namesrv/`, `broker/`, `logs/`) and creates `topics`.
+    pub async fn start(
+        exe: &Path,
+        dir: &Path,
+        namesrv_port: u16,
+        broker_port: u16,
+        tuning: &BrokerTuning,
+        topics: &[&str],
+    ) -> anyhow::Result<Self> {
+        tuning.validate()?;
+        let dir = std::path::absolute(dir).context("resolving the data directory")?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let namesrv_addr = format!("127.0.0.1:{namesrv_port}");
+        let namesrv = spawn_namesrv(exe, &dir, namesrv_port).await?;
+        let broker = spawn_broker(exe, &dir, &namesrv_addr, broker_port, tuning).await?;
+        let me = Self {
+            namesrv,
+            broker,
+            broker_addr: format!("127.0.0.1:{broker_port}"),
+            namesrv_addr,
+            exe: exe.to_owned(),
+            dir,
+            namesrv_port,
+            broker_port,
+            tuning: tuning.clone(),
+        };
+        let rt = common::infra::mq::MqRuntime::new("admin")?;
+        let mut created = Ok(());
+        for topic in topics {
+            created = crate::topics::ensure_topic(&rt, &me.namesrv_addr, &me.broker_addr, topic, 4).await;
+            if created.is_err() {
+                break;
+            }
+        }
+        rt.shutdown().await;
+        created?;
+        Ok(me)
+    }
+
+    /// Stops the broker — gracefully, or with SIGKILL (a crash) when `kill` — and starts it
+    /// again on the same store and port.
+    pub async fn restart_broker(&mut self, kill: bool) -> anyhow::Result<()> {
+        self.stop_broker(kill).await?;
+        self.start_broker().await
+    }
+
+    /// Stops the broker — gracefully, or with SIGKILL when `kill` — and leaves it down.
+    pub async fn stop_broker(&mut self, kill: bool) -> anyhow::Result<()> {
+        let old = std::mem::replace(&mut self.broker, spawn_placeholder()?);
+        if kill {
+            old.kill().await;
+        } else {
+            old.stop(Duration::from_secs(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts the broker again on the same store and port (after [`stop_broker`](Self::stop_broker)).
+    pub async fn start_broker(&mut self) -> anyhow::Result<()> {
+        self.broker = spawn_broker(&self.exe, &self.dir, &self.namesrv_addr, self.broker_port, &self.tuning).await?;
+        Ok(())
+    }
+
+    /// Stops the name server — gracefully, or with SIGKILL when `kill` — and leaves it down.
+    pub async fn stop_namesrv(&mut self, kill: bool) -> anyhow::Result<()> {
+        let old = std::mem::replace(&mut self.namesrv, spawn_placeholder()?);
+        if kill {
+            old.kill().await;
+        } else {
+            old.stop(Duration::from_secs(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts the name server again on the same port and state (after
+    /// [`stop_namesrv`](Self::stop_namesrv)). The broker registers with it again on its next
+    /// heartbeat (every 30 s), and clients find their routes then.
+    pub async fn start_namesrv(&mut self) -> anyhow::Result<()> {
+        self.namesrv = spawn_namesrv(&self.exe, &self.dir, self.namesrv_port).await?;
+        Ok(())
+    }
+
+    /// Graceful stop: broker first, then the name server.
+    pub async fn stop(self) {
+        self.broker.stop(Duration::from_secs(20)).await;
+        self.namesrv.stop(Duration::from_secs(10)).await;
+    }
+}
+
+async fn spawn_namesrv(exe: &Path, dir: &Path, port: u16) -> anyhow::Result<ChildServer> {
+    let args = [
+        "namesrv".into(),
+        "--exit-with-parent".into(),
+        "--port".into(),
+        port.to_string(),
+        "--home".into(),
+        dir.join("namesrv").display().to_string(),
+    ];
+    ChildServer::spawn("namesrv", exe, &args, &dir.join("logs/namesrv.log"), READY_WITHIN).await
+}
+
+async fn spawn_broker(
+    exe: &Path,
+    dir: &Path,
+    namesrv_addr: &str,
+    port: u16,
+    tuning: &BrokerTuning,
+) -> anyhow::Result<ChildServer> {
+    let mut args: Vec<String> = vec![
+        "broker".into(),
+        "--exit-with-parent".into(),
+        "--namesrv".into(),
+        namesrv_addr.into(),
+        "--port".into(),
+        port.to_string(),
+        "--store".into(),
+        dir.join("broker").display().to_string(),
+    ];
+    args.extend(tuning.to_args());
+    ChildServer::spawn("broker", exe, &args, &dir.join("logs/broker.log"), READY_WITHIN).await
+}
+
+/// A stand-in while the real broker is swapped; `true` exits at once and is reaped on drop.
+fn spawn_placeholder() -> anyhow::Result<ChildServer> {
+    ChildServer::placeholder()
+}

@@ -72,7 +72,7 @@ impl Workers {
         for t in self.tasks {
             let _ = t.await;
         }
-        std::mem::take(&mut *self.log.lock().expect("log"))
+        self.log.lock().expect("log").clone()
     }
 }
 

@@ -157,8 +157,10 @@ pub async fn run(mut args: ChaosArgs) -> anyhow::Result<()> {
         stack.bank2_url
     );
     let outcome = drive(&args, seed, stack, own_db).await;
-    if args.keep {
-        println!("kept {}", dir.keep().display());
+    // A broken run keeps its logs (each process's, under stack/logs/) for the post-mortem.
+    let failed = !outcome.as_ref().is_ok_and(verdict::Verdict::holds);
+    if args.keep || failed {
+        println!("kept {} (the processes' logs are in stack/logs/)", dir.keep().display());
     }
     let verdict = outcome?;
     anyhow::ensure!(verdict.holds(), "chaos: {} invariant(s) broken (seed {seed})", verdict.broken());
@@ -219,10 +221,20 @@ async fn drive(
     let ticker = {
         let (bar, journal, log) = (bar.clone(), journal.clone(), Arc::clone(&workers.log));
         tokio::spawn(async move {
+            // Not a terminal (CI): a plain line every 15 s instead of the bar.
+            let mut tick = 0_u32;
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                bar.set_position(journal.start.elapsed().as_secs());
-                bar.set_message(clients::progress_line(&log.lock().expect("log"), &journal));
+                let line = clients::progress_line(&log.lock().expect("log"), &journal);
+                tick += 1;
+                if bar.is_hidden() {
+                    if tick.is_multiple_of(30) {
+                        println!("{:>4} s  {line}", journal.start.elapsed().as_secs());
+                    }
+                } else {
+                    bar.set_position(journal.start.elapsed().as_secs());
+                    bar.set_message(line);
+                }
             }
         })
     };

@@ -25,7 +25,7 @@ use stack::api::BankApi;
 use crate::bench::target::{Accounts, Dbs};
 
 use super::clients::{Answer, Record};
-use super::nemesis::{Fault, Journal};
+use super::nemesis::{Fault, FaultKind, Journal};
 use super::{ChaosArgs, INITIAL_BALANCE};
 
 pub struct Inputs<'a> {
@@ -70,6 +70,8 @@ pub struct Counts {
     pub indeterminate: usize,
     pub retries: u64,
     pub to_unknown_receivers: usize,
+    /// Refusals by error code (or `ROLLED_BACK` for a 201 that debited nothing).
+    pub refusals_by_code: BTreeMap<String, usize>,
     pub bank1_committed: usize,
     pub bank1_refunded: usize,
     pub bank1_rolled_back: usize,
@@ -100,7 +102,10 @@ pub struct Verdict {
     /// (f)
     pub counts: Counts,
     pub faults_by_kind: BTreeMap<String, usize>,
+    /// By fault kind.
     pub availability: BTreeMap<String, Availability>,
+    /// By kind and target (`kill broker`, `pause bank2`, …; injected faults by kind only).
+    pub availability_by_target: BTreeMap<String, Availability>,
     pub violations: Vec<Violation>,
     pub faults: Vec<Fault>,
 }
@@ -147,7 +152,12 @@ impl Verdict {
         t.add_row([
             "(c) acknowledged writes".to_owned(),
             mark(!broken("c")).to_owned(),
-            format!("{} COMMITTED answers, {} refusals checked", c.committed, c.refused),
+            format!(
+                "{} COMMITTED answers, {} refusals checked ({})",
+                c.committed,
+                c.refused,
+                c.refusals_by_code.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+            ),
         ]);
         t.add_row([
             "(d) balances, health".to_owned(),
@@ -178,7 +188,7 @@ impl Verdict {
             String::new(),
             self.faults_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
         ]);
-        for (kind, a) in &self.availability {
+        for (kind, a) in &self.availability_by_target {
             t.add_row([
                 format!("availability: {kind}"),
                 String::new(),
@@ -440,7 +450,10 @@ pub async fn judge(i: Inputs<'_>) -> anyhow::Result<Verdict> {
     for r in &i.records {
         match r.answer {
             Answer::Committed => counts.committed += 1,
-            Answer::Refused => counts.refused += 1,
+            Answer::Refused => {
+                counts.refused += 1;
+                *counts.refusals_by_code.entry(r.detail.clone()).or_default() += 1;
+            }
             Answer::Indeterminate => counts.indeterminate += 1,
         }
         counts.retries += u64::from(r.tries.saturating_sub(1));
@@ -469,7 +482,12 @@ pub async fn judge(i: Inputs<'_>) -> anyhow::Result<Verdict> {
     let mut commits: Vec<u64> =
         i.records.iter().filter(|r| r.answer == Answer::Committed).map(|r| r.answered_ms).collect();
     commits.sort_unstable();
-    let availability = availability(&faults, &commits, u64::try_from(i.heal_at.as_millis()).unwrap_or(u64::MAX));
+    let end = u64::try_from(i.heal_at.as_millis()).unwrap_or(u64::MAX);
+    let availability_by_target = availability(&faults, &commits, end, |f| match f.kind {
+        FaultKind::Inject => f.kind.to_string(),
+        _ => format!("{} {}", f.kind, f.target),
+    });
+    let availability = availability(&faults, &commits, end, |f| f.kind.to_string());
 
     Ok(Verdict {
         seed: i.seed,
@@ -489,18 +507,24 @@ pub async fn judge(i: Inputs<'_>) -> anyhow::Result<Verdict> {
         counts,
         faults_by_kind,
         availability,
+        availability_by_target,
         violations,
         faults,
     })
 }
 
-/// Per fault kind: the longest stretch without a COMMITTED answer overlapping a fault, and
+/// Per group of faults (by kind, or kind and target): the longest stretch without a COMMITTED answer overlapping a fault, and
 /// the longest time from a heal to the next COMMITTED answer. `commits` is sorted; `end` is
 /// when the load stopped.
-pub fn availability(faults: &[Fault], commits: &[u64], end: u64) -> BTreeMap<String, Availability> {
+pub fn availability(
+    faults: &[Fault],
+    commits: &[u64],
+    end: u64,
+    group: impl Fn(&Fault) -> String,
+) -> BTreeMap<String, Availability> {
     let mut out: BTreeMap<String, Availability> = BTreeMap::new();
     for f in faults {
-        let a = out.entry(f.kind.to_string()).or_default();
+        let a = out.entry(group(f)).or_default();
         a.faults += 1;
         let heal = f.heal_ms.unwrap_or(end);
         let next = |t: u64| commits.iter().copied().find(|&c| c >= t);
@@ -525,7 +549,6 @@ pub fn availability(faults: &[Fault], commits: &[u64], end: u64) -> BTreeMap<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chaos::nemesis::FaultKind;
 
     #[test]
     fn availability_measures_the_gap_around_a_fault() {
@@ -534,7 +557,7 @@ mod tests {
         // Commits every 100 ms until 1.05 s, then none until 6.5 s.
         let mut commits: Vec<u64> = (0..=10).map(|i| 50 + i * 100).collect();
         commits.extend([6_500, 6_600]);
-        let a = &availability(&[f], &commits, 10_000)["kill"];
+        let a = &availability(&[f], &commits, 10_000, |f| f.kind.to_string())["kill"];
         assert_eq!(a.faults, 1);
         assert_eq!(a.longest_gap_ms, 6_500 - 1_050);
         assert_eq!(a.longest_recovery_ms, 1_500);

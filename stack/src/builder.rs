@@ -409,14 +409,25 @@ impl Stack {
         if let Some(b) = self.bank1.take() {
             b.end(false).await;
         }
-        if let Some(s) = self.servers.take() {
-            s.stop().await;
-        }
-        self.databases.drop_scratch(self.keep).await;
-        if let Some(t) = self._temp.take() {
-            if self.keep {
-                eprintln!("kept {}", t.keep().display());
-            }
+        tear_down(self.servers.take(), &mut self.databases, self.keep, self._temp.take()).await;
+    }
+}
+
+/// What every stack does last, whatever ran its banks: stop the name server and broker, drop
+/// the scratch databases and the temp dir — or keep both, and say where the dir is.
+pub(crate) async fn tear_down(
+    servers: Option<Servers>,
+    databases: &mut Databases,
+    keep: bool,
+    temp: Option<tempfile::TempDir>,
+) {
+    if let Some(s) = servers {
+        s.stop().await;
+    }
+    databases.drop_scratch(keep).await;
+    if let Some(t) = temp {
+        if keep {
+            eprintln!("kept {}", t.keep().display());
         }
     }
 }

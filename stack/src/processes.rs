@@ -161,15 +161,7 @@ impl ProcessStack {
         for b in [&mut self.bank2, &mut self.bank1] {
             b.stop(Duration::from_secs(20)).await;
         }
-        if let Some(s) = self.servers.take() {
-            s.stop().await;
-        }
-        self.databases.drop_scratch(self.keep).await;
-        if let Some(t) = self.temp.take() {
-            if self.keep {
-                eprintln!("kept {}", t.keep().display());
-            }
-        }
+        crate::builder::tear_down(self.servers.take(), &mut self.databases, self.keep, self.temp.take()).await;
     }
 }
 

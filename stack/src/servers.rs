@@ -76,13 +76,7 @@ impl Servers {
 
     /// Stops the broker — gracefully, or with SIGKILL when `kill` — and leaves it down.
     pub async fn stop_broker(&mut self, kill: bool) -> anyhow::Result<()> {
-        let old = std::mem::replace(&mut self.broker, spawn_placeholder()?);
-        if kill {
-            old.kill().await;
-        } else {
-            old.stop(Duration::from_secs(20)).await;
-        }
-        Ok(())
+        take_down(&mut self.broker, kill, Duration::from_secs(20)).await
     }
 
     /// Starts the broker again on the same store and port (after [`stop_broker`](Self::stop_broker)).
@@ -93,18 +87,13 @@ impl Servers {
 
     /// Stops the name server — gracefully, or with SIGKILL when `kill` — and leaves it down.
     pub async fn stop_namesrv(&mut self, kill: bool) -> anyhow::Result<()> {
-        let old = std::mem::replace(&mut self.namesrv, spawn_placeholder()?);
-        if kill {
-            old.kill().await;
-        } else {
-            old.stop(Duration::from_secs(10)).await;
-        }
-        Ok(())
+        take_down(&mut self.namesrv, kill, Duration::from_secs(10)).await
     }
 
     /// Starts the name server again on the same port and state (after
     /// [`stop_namesrv`](Self::stop_namesrv)). The broker registers with it again on its next
-    /// heartbeat (every 30 s), and clients find their routes then.
+    /// heartbeat (every [`REGISTER_NAME_SERVER_PERIOD_MS`](crate::embedded::REGISTER_NAME_SERVER_PERIOD_MS)),
+    /// and clients find their routes then.
     pub async fn start_namesrv(&mut self) -> anyhow::Result<()> {
         self.namesrv = spawn_namesrv(&self.exe, &self.dir, self.namesrv_port).await?;
         Ok(())
@@ -150,7 +139,14 @@ async fn spawn_broker(
     ChildServer::spawn("broker", exe, &args, &dir.join("logs/broker.log"), READY_WITHIN).await
 }
 
-/// A stand-in while the real broker is swapped; `true` exits at once and is reaped on drop.
-fn spawn_placeholder() -> anyhow::Result<ChildServer> {
-    ChildServer::placeholder()
+/// Stops the child in `slot` — SIGKILL when `kill`, else gracefully within `grace` — and
+/// leaves a finished placeholder there until it is started again.
+async fn take_down(slot: &mut ChildServer, kill: bool, grace: Duration) -> anyhow::Result<()> {
+    let old = std::mem::replace(slot, ChildServer::placeholder()?);
+    if kill {
+        old.kill().await;
+    } else {
+        old.stop(grace).await;
+    }
+    Ok(())
 }

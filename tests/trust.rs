@@ -56,7 +56,10 @@ async fn forged_message_never_credited() {
         let credit = app.credit(tx).await;
         assert_eq!(credit["outcome"], "PENDING", "never applied: {credit}");
     }
-    assert_eq!(app.bank2_metric("bank2_quarantined_total{reason=\"bad_signature\"}").await, 3);
+    poll_until("the three counted", DELIVERY, || async {
+        (app.bank2_metric("bank2_quarantined_total{reason=\"bad_signature\"}").await == 3).then_some(())
+    })
+    .await;
     assert_eq!(app.balance2("2").await, "0.00", "nothing minted");
 
     // The consumer kept going: a real transfer is credited.
@@ -93,7 +96,12 @@ async fn forged_duplicate_with_other_amount_quarantined() {
     let conflict = q.iter().find(|i| i["code"] == "conflicting_duplicate").unwrap_or_else(|| panic!("{q:?}"));
     assert_eq!(conflict["tx_no"], tx.as_str());
     assert!(conflict["reason"].as_str().unwrap().contains("600.00"), "{conflict}");
-    assert_eq!(app.bank2_metric("bank2_quarantined_total{reason=\"conflicting_duplicate\"}").await, 1);
+    // The counter follows the quarantine row's commit: poll, do not race it.
+    poll_until("the conflicting duplicate counted", DELIVERY, || async {
+        let n = app.bank2_metric("bank2_quarantined_total{reason=\"conflicting_duplicate\"}").await;
+        (n == 1).then_some(())
+    })
+    .await;
     assert_eq!(app.bank2_metric("bank2_duplicate_deliveries_total").await, 0, "not counted as a duplicate");
     assert_eq!(app.balance2("2").await, "60.00");
     app.assert_conserved(0).await;

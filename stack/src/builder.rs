@@ -24,10 +24,12 @@ use tokio::task::JoinHandle;
 
 use crate::databases::{Databases, DbChoice};
 use crate::embedded::BrokerTuning;
+use crate::network::{Network, Placement};
 use crate::ports::{free_broker_port, free_port};
 use crate::processes::{ProcessParts, ProcessStack};
+use crate::running::Running;
 use crate::secrets::Secrets;
-use crate::servers::Servers;
+use crate::servers::{ServerPlaces, Servers};
 
 /// How often a stack start is tried when its servers die before they are ready.
 const START_ATTEMPTS: u32 = 3;
@@ -47,6 +49,7 @@ pub struct StackBuilder {
     bank2_listen: SocketAddr,
     secrets: Option<Secrets>,
     configure: Option<Configure>,
+    network: Option<Network>,
 }
 
 /// A part of the stack that can be crashed or restarted alone.
@@ -76,6 +79,7 @@ impl StackBuilder {
             bank2_listen: any,
             secrets: None,
             configure: None,
+            network: None,
         }
     }
 
@@ -121,6 +125,19 @@ impl StackBuilder {
         self
     }
 
+    /// Runs each part in a network namespace of its own on `network`, so that parts can be
+    /// cut off from each other ([`ProcessStack::partition`]). Only for
+    /// [`start_processes`](Self::start_processes).
+    pub fn network(mut self, network: Network) -> Self {
+        self.network = Some(network);
+        self
+    }
+
+    /// Where `part` runs: on the network, or on loopback.
+    fn placement(&self, part: Part) -> Placement {
+        self.network.as_ref().map_or_else(Placement::local, |n| n.placement(part))
+    }
+
     /// Last word on the banks' settings (after addresses, databases and secrets are set).
     pub fn configure(mut self, f: impl FnOnce(&mut bank1::Settings, &mut bank2::Settings) + Send + 'static) -> Self {
         self.configure = Some(Box::new(f));
@@ -137,7 +154,8 @@ impl StackBuilder {
         loop {
             let namesrv_port = self.namesrv_port.map_or_else(free_port, Ok)?;
             let broker_port = self.broker_port.map_or_else(free_broker_port, Ok)?;
-            match Servers::start(&self.exe, dir, namesrv_port, broker_port, &self.tuning, topics).await {
+            let at = ServerPlaces { namesrv: self.placement(Part::Namesrv), broker: self.placement(Part::Broker) };
+            match Servers::start(&self.exe, dir, (namesrv_port, broker_port), &at, &self.tuning, topics).await {
                 Ok(s) => return Ok(s),
                 Err(e) if !fixed && attempt < START_ATTEMPTS => {
                     tracing::warn!(
@@ -203,30 +221,20 @@ impl StackBuilder {
 
     /// Starts it all, the banks in this process; on failure, stops what was started.
     pub async fn start(self) -> anyhow::Result<Stack> {
-        let Prepared { dir, temp, secrets, servers, databases, mut s1, mut s2 } = self.prepare().await?;
-        let mut stack = Stack {
-            bank1_url: String::new(),
-            bank2_url: String::new(),
-            namesrv_addr: servers.namesrv_addr.clone(),
-            broker_addr: servers.broker_addr.clone(),
-            secrets,
-            dir,
-            databases,
-            servers: Some(servers),
-            bank1: None,
-            bank2: None,
-            settings: None,
-            keep: self.keep,
-            _temp: temp,
-        };
+        anyhow::ensure!(
+            self.network.is_none(),
+            "a stack on its own network runs its banks as processes: start_processes"
+        );
+        let (running, mut s1, mut s2) = Running::new(self.prepare().await?, self.keep);
+        let mut stack = Stack { running, bank1: None, bank2: None, settings: None };
         let started = async {
             // Both listeners first: each bank needs the other's address.
             let l1 =
                 TcpListener::bind(self.bank1_listen).await.with_context(|| format!("binding {}", self.bank1_listen))?;
             let l2 =
                 TcpListener::bind(self.bank2_listen).await.with_context(|| format!("binding {}", self.bank2_listen))?;
-            stack.bank1_url = format!("http://{}", l1.local_addr()?);
-            stack.bank2_url = format!("http://{}", l2.local_addr()?);
+            stack.running.bank1_url = format!("http://{}", l1.local_addr()?);
+            stack.running.bank2_url = format!("http://{}", l2.local_addr()?);
             set_addresses(&mut s1, &mut s2, l1.local_addr()?, l2.local_addr()?);
             if let Some(f) = self.configure {
                 f(&mut s1, &mut s2);
@@ -249,26 +257,26 @@ impl StackBuilder {
     /// Starts it all with each bank in a child process of its own (`exe bank1|bank2`), so
     /// that every part — name server, broker, bank1, bank2 — can be killed, paused and
     /// restarted alone: what the chaos runner needs. The banks listen on free loopback ports
-    /// unless [`listen`](Self::listen) fixed them.
-    pub async fn start_processes(self) -> anyhow::Result<ProcessStack> {
-        let Prepared { dir, temp, secrets, servers, databases, mut s1, mut s2 } = self.prepare().await?;
-        let pick = |a: SocketAddr| -> anyhow::Result<SocketAddr> {
-            Ok(if a.port() == 0 { SocketAddr::new(a.ip(), free_port()?) } else { a })
+    /// (on a [`network`](Self::network): on their own addresses there) unless
+    /// [`listen`](Self::listen) fixed the ports.
+    pub async fn start_processes(mut self) -> anyhow::Result<ProcessStack> {
+        let mut prepared = self.prepare().await?;
+        let (s1, s2) = (&mut prepared.s1, &mut prepared.s2);
+        let pick = |a: SocketAddr, at: Placement| -> anyhow::Result<SocketAddr> {
+            let ip = if at.netns.is_some() { at.ip } else { a.ip() };
+            Ok(SocketAddr::new(ip, if a.port() == 0 { free_port()? } else { a.port() }))
         };
-        let (a1, a2) = (pick(self.bank1_listen)?, pick(self.bank2_listen)?);
-        set_addresses(&mut s1, &mut s2, a1, a2);
+        let (at1, at2) = (self.placement(Part::Bank1), self.placement(Part::Bank2));
+        let (a1, a2) = (pick(self.bank1_listen, at1.clone())?, pick(self.bank2_listen, at2.clone())?);
+        set_addresses(s1, s2, a1, a2);
         if let Some(f) = self.configure {
-            f(&mut s1, &mut s2);
+            f(s1, s2);
         }
         ProcessStack::launch(ProcessParts {
             exe: self.exe.clone(),
-            dir,
-            temp,
-            secrets,
-            servers,
-            databases,
-            s1,
-            s2,
+            prepared,
+            at: (at1, at2),
+            network: self.network.take(),
             keep: self.keep,
         })
         .await
@@ -276,14 +284,14 @@ impl StackBuilder {
 }
 
 /// What [`StackBuilder::prepare`] made.
-struct Prepared {
-    dir: PathBuf,
-    temp: Option<tempfile::TempDir>,
-    secrets: Secrets,
-    servers: Servers,
-    databases: Databases,
-    s1: bank1::Settings,
-    s2: bank2::Settings,
+pub(crate) struct Prepared {
+    pub dir: PathBuf,
+    pub temp: Option<tempfile::TempDir>,
+    pub secrets: Secrets,
+    pub servers: Servers,
+    pub databases: Databases,
+    pub s1: bank1::Settings,
+    pub s2: bank2::Settings,
 }
 
 /// Where each bank listens, and so where its peer finds it.
@@ -294,23 +302,21 @@ fn set_addresses(s1: &mut bank1::Settings, s2: &mut bank2::Settings, a1: SocketA
     s2.common.peer_url = format!("http://{a1}");
 }
 
-/// A running stack.
+/// A running stack with its banks in this process; derefs to what every stack offers
+/// ([`Running`]: URLs, secrets, data dir, databases, logs).
 pub struct Stack {
-    pub bank1_url: String,
-    pub bank2_url: String,
-    pub namesrv_addr: String,
-    pub broker_addr: String,
-    /// The keys and tokens both banks run with.
-    pub secrets: Secrets,
-    /// Broker store, name-server state, SQLite files, `logs/`.
-    pub dir: PathBuf,
-    pub databases: Databases,
-    servers: Option<Servers>,
+    running: Running,
     bank1: Option<InProcess<bank1::AppState>>,
     bank2: Option<InProcess<bank2::AppState>>,
     settings: Option<(bank1::Settings, bank2::Settings)>,
-    keep: bool,
-    _temp: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
 }
 
 impl Stack {
@@ -329,17 +335,10 @@ impl Stack {
         self.settings.as_ref().expect("started")
     }
 
-    pub fn servers(&self) -> &Servers {
-        self.servers.as_ref().expect("servers run")
-    }
-
     /// Process ids: (broker, name server).
     pub fn pids(&self) -> (Option<u32>, Option<u32>) {
-        self.servers.as_ref().map_or((None, None), |s| (s.broker.pid(), s.namesrv.pid()))
-    }
-
-    pub fn logs(&self) -> PathBuf {
-        self.dir.join("logs")
+        let s = self.servers();
+        (s.broker.pid(), s.namesrv.pid())
     }
 
     /// Stops `part` gracefully and starts it again on the same data and port: a deploy.
@@ -373,8 +372,8 @@ impl Stack {
 
     async fn take_down(&mut self, part: Part, crash: bool) -> anyhow::Result<()> {
         match part {
-            Part::Namesrv => self.servers.as_mut().expect("servers run").stop_namesrv(crash).await?,
-            Part::Broker => self.servers.as_mut().expect("servers run").stop_broker(crash).await?,
+            Part::Namesrv => self.running.servers_mut().stop_namesrv(crash).await?,
+            Part::Broker => self.running.servers_mut().stop_broker(crash).await?,
             Part::Bank1 => {
                 if let Some(b) = self.bank1.take() {
                     b.end(crash).await;
@@ -392,8 +391,8 @@ impl Stack {
     async fn bring_up(&mut self, part: Part) -> anyhow::Result<()> {
         let (s1, s2) = self.settings.clone().expect("started");
         match part {
-            Part::Namesrv => self.servers.as_mut().expect("servers run").start_namesrv().await?,
-            Part::Broker => self.servers.as_mut().expect("servers run").start_broker().await?,
+            Part::Namesrv => self.running.servers_mut().start_namesrv().await?,
+            Part::Broker => self.running.servers_mut().start_broker().await?,
             Part::Bank1 => self.bank1 = Some(InProcess::start(App::build(s1).await.context("restarting bank1")?)),
             Part::Bank2 => self.bank2 = Some(InProcess::start(App::build(s2).await.context("restarting bank2")?)),
         }
@@ -409,26 +408,7 @@ impl Stack {
         if let Some(b) = self.bank1.take() {
             b.end(false).await;
         }
-        tear_down(self.servers.take(), &mut self.databases, self.keep, self._temp.take()).await;
-    }
-}
-
-/// What every stack does last, whatever ran its banks: stop the name server and broker, drop
-/// the scratch databases and the temp dir — or keep both, and say where the dir is.
-pub(crate) async fn tear_down(
-    servers: Option<Servers>,
-    databases: &mut Databases,
-    keep: bool,
-    temp: Option<tempfile::TempDir>,
-) {
-    if let Some(s) = servers {
-        s.stop().await;
-    }
-    databases.drop_scratch(keep).await;
-    if let Some(t) = temp {
-        if keep {
-            eprintln!("kept {}", t.keep().display());
-        }
+        self.running.tear_down().await;
     }
 }
 

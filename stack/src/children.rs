@@ -11,6 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
 use crate::embedded::READY_LINE;
+use crate::network::Placement;
 
 /// A running child; dropping it kills the process.
 pub struct ChildServer {
@@ -21,10 +22,11 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// Spawns `exe args…`, appends its output to `log`, and waits (up to `ready_within`) for
-    /// the ready line.
+    /// Spawns `exe args…` at `at` (its network namespace, if any), appends its output to
+    /// `log`, and waits (up to `ready_within`) for the ready line.
     pub async fn spawn(
         name: &str,
+        at: &Placement,
         exe: &Path,
         args: &[String],
         log: &Path,
@@ -38,7 +40,8 @@ impl ChildServer {
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
-        let mut child = Command::new(exe)
+        let mut child = at
+            .command(exe)
             .args(args)
             .env("RUST_LOG", std::env::var("BANK_TRANSFER_BROKER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::piped())

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use common::service::settings::{BankSettings, Common};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::databases::Databases;
-use crate::secrets::Secrets;
+use crate::builder::Prepared;
+use crate::network::{Network, Placement};
+use crate::running::Running;
 use crate::servers::Servers;
+
 use crate::Part;
 
 /// How long a bank may take to answer `/health` after it is started (migrations, a cold
@@ -26,52 +28,42 @@ const BANK_READY_WITHIN: Duration = Duration::from_secs(90);
 /// What [`StackBuilder::start_processes`](crate::StackBuilder::start_processes) hands over.
 pub(crate) struct ProcessParts {
     pub exe: PathBuf,
-    pub dir: PathBuf,
-    pub temp: Option<tempfile::TempDir>,
-    pub secrets: Secrets,
-    pub servers: Servers,
-    pub databases: Databases,
-    pub s1: bank1::Settings,
-    pub s2: bank2::Settings,
+    pub prepared: Prepared,
+    /// Where bank1 and bank2 run.
+    pub at: (Placement, Placement),
+    pub network: Option<Network>,
     pub keep: bool,
 }
 
-/// A running stack of four processes.
+/// A running stack of four processes; derefs to what every stack offers ([`Running`]:
+/// URLs, secrets, data dir, databases, logs).
 pub struct ProcessStack {
-    pub bank1_url: String,
-    pub bank2_url: String,
-    pub namesrv_addr: String,
-    pub broker_addr: String,
-    pub secrets: Secrets,
-    /// Broker store, name-server state, SQLite files, `logs/`.
-    pub dir: PathBuf,
-    pub databases: Databases,
-    servers: Option<Servers>,
+    running: Running,
     bank1: BankProcess,
     bank2: BankProcess,
     http: reqwest::Client,
-    keep: bool,
-    temp: Option<tempfile::TempDir>,
+    network: Option<Network>,
+}
+
+impl std::ops::Deref for ProcessStack {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
 }
 
 impl ProcessStack {
     pub(crate) async fn launch(p: ProcessParts) -> anyhow::Result<Self> {
-        let bank1 = BankProcess::new("bank1", &p.exe, &p.dir, env_of(&p.s1));
-        let bank2 = BankProcess::new("bank2", &p.exe, &p.dir, env_of(&p.s2));
+        let (running, s1, s2) = Running::new(p.prepared, p.keep);
+        let bank1 = BankProcess::new("bank1", p.at.0, &p.exe, &running.dir, env_of(&s1));
+        let bank2 = BankProcess::new("bank2", p.at.1, &p.exe, &running.dir, env_of(&s2));
         let mut me = Self {
-            bank1_url: format!("http://{}", p.s1.common.listen),
-            bank2_url: format!("http://{}", p.s2.common.listen),
-            namesrv_addr: p.servers.namesrv_addr.clone(),
-            broker_addr: p.servers.broker_addr.clone(),
-            secrets: p.secrets,
-            dir: p.dir,
-            databases: p.databases,
-            servers: Some(p.servers),
+            running,
             bank1,
             bank2,
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
-            keep: p.keep,
-            temp: p.temp,
+            network: p.network,
         };
         // bank1 first: it creates its schema, and bank2's reconciler reads its feed.
         let started = async {
@@ -89,12 +81,12 @@ impl ProcessStack {
     }
 
     fn servers(&mut self) -> &mut Servers {
-        self.servers.as_mut().expect("servers run")
+        self.running.servers_mut()
     }
 
     /// The process id of `part`, while it runs.
     pub fn pid(&self, part: Part) -> Option<u32> {
-        let servers = self.servers.as_ref()?;
+        let servers = self.running.servers();
         match part {
             Part::Namesrv => servers.namesrv.pid(),
             Part::Broker => servers.broker.pid(),
@@ -127,11 +119,11 @@ impl ProcessStack {
             Part::Broker => self.servers().start_broker().await,
             Part::Bank1 => {
                 self.bank1.spawn()?;
-                self.bank1.ready(&self.http, &self.bank1_url).await
+                self.bank1.ready(&self.http, &self.running.bank1_url).await
             }
             Part::Bank2 => {
                 self.bank2.spawn()?;
-                self.bank2.ready(&self.http, &self.bank2_url).await
+                self.bank2.ready(&self.http, &self.running.bank2_url).await
             }
         }
     }
@@ -151,8 +143,15 @@ impl ProcessStack {
         send_signal(pid, sig)
     }
 
-    pub fn logs(&self) -> PathBuf {
-        self.dir.join("logs")
+    /// Cuts `a` and `b` off from each other while both run (needs the stack on a
+    /// [`Network`]: [`StackBuilder::network`](crate::StackBuilder::network)).
+    pub fn partition(&self, a: Part, b: Part) -> anyhow::Result<()> {
+        self.network.as_ref().context("partitions need the stack on its own network")?.cut(a, b)
+    }
+
+    /// Ends a [`partition`](Self::partition).
+    pub fn heal(&self, a: Part, b: Part) -> anyhow::Result<()> {
+        self.network.as_ref().context("partitions need the stack on its own network")?.heal(a, b)
     }
 
     /// Stops the banks (SIGTERM, then SIGKILL after a grace), then the servers; drops scratch
@@ -161,7 +160,10 @@ impl ProcessStack {
         for b in [&mut self.bank2, &mut self.bank1] {
             b.stop(Duration::from_secs(20)).await;
         }
-        crate::builder::tear_down(self.servers.take(), &mut self.databases, self.keep, self.temp.take()).await;
+        self.running.tear_down().await;
+        if let Some(mut n) = self.network.take() {
+            n.destroy();
+        }
     }
 }
 
@@ -178,6 +180,7 @@ pub fn send_signal(pid: u32, sig: &str) -> anyhow::Result<()> {
 /// One bank as a child process: how to start it again, and the running child.
 struct BankProcess {
     name: &'static str,
+    at: Placement,
     exe: PathBuf,
     log: PathBuf,
     env: Vec<(String, String)>,
@@ -185,8 +188,8 @@ struct BankProcess {
 }
 
 impl BankProcess {
-    fn new(name: &'static str, exe: &Path, dir: &Path, env: Vec<(String, String)>) -> Self {
-        Self { name, exe: exe.to_owned(), log: dir.join("logs").join(format!("{name}.log")), env, child: None }
+    fn new(name: &'static str, at: Placement, exe: &Path, dir: &Path, env: Vec<(String, String)>) -> Self {
+        Self { name, at, exe: exe.to_owned(), log: dir.join("logs").join(format!("{name}.log")), env, child: None }
     }
 
     fn pid(&self) -> Option<u32> {
@@ -203,7 +206,9 @@ impl BankProcess {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
-        let child = Command::new(&self.exe)
+        let child = self
+            .at
+            .command(&self.exe)
             .arg(self.name)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", std::env::var("BANK_TRANSFER_BANK_LOG").unwrap_or_else(|_| "info".into()))

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use crate::children::ChildServer;
 use crate::embedded::BrokerTuning;
+use crate::network::Placement;
 
 /// How long a child may take to say it is ready (cold disk, 2 cores, busy machine).
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -25,35 +26,51 @@ pub struct Servers {
     namesrv_port: u16,
     broker_port: u16,
     tuning: BrokerTuning,
+    at: ServerPlaces,
+}
+
+/// Where the name server and the broker run (both on loopback unless the stack has a
+/// [`Network`](crate::network::Network)).
+#[derive(Debug, Clone)]
+pub struct ServerPlaces {
+    pub namesrv: Placement,
+    pub broker: Placement,
+}
+
+impl ServerPlaces {
+    pub fn local() -> Self {
+        Self { namesrv: Placement::local(), broker: Placement::local() }
+    }
 }
 
 impl Servers {
-    /// Starts both under `dir` (`namesrv/`, `broker/`, `logs/`) and creates `topics`.
+    /// Starts both under `dir` (`namesrv/`, `broker/`, `logs/`) where `at` says, and creates
+    /// `topics`.
     pub async fn start(
         exe: &Path,
         dir: &Path,
-        namesrv_port: u16,
-        broker_port: u16,
+        (namesrv_port, broker_port): (u16, u16),
+        at: &ServerPlaces,
         tuning: &BrokerTuning,
         topics: &[&str],
     ) -> anyhow::Result<Self> {
         tuning.validate()?;
         let dir = std::path::absolute(dir).context("resolving the data directory")?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let namesrv_addr = format!("127.0.0.1:{namesrv_port}");
-        let namesrv = spawn_namesrv(exe, &dir, namesrv_port).await?;
-        let broker = spawn_broker(exe, &dir, &namesrv_addr, broker_port, tuning).await?;
-        let me = Self {
-            namesrv,
-            broker,
-            broker_addr: format!("127.0.0.1:{broker_port}"),
-            namesrv_addr,
+        let mut me = Self {
+            namesrv: ChildServer::placeholder()?,
+            broker: ChildServer::placeholder()?,
+            namesrv_addr: format!("{}:{namesrv_port}", at.namesrv.ip),
+            broker_addr: format!("{}:{broker_port}", at.broker.ip),
             exe: exe.to_owned(),
             dir,
             namesrv_port,
             broker_port,
             tuning: tuning.clone(),
+            at: at.clone(),
         };
+        me.start_namesrv().await?;
+        me.start_broker().await?;
         let rt = common::infra::mq::MqRuntime::new("admin")?;
         let mut created = Ok(());
         for topic in topics {
@@ -81,7 +98,8 @@ impl Servers {
 
     /// Starts the broker again on the same store and port (after [`stop_broker`](Self::stop_broker)).
     pub async fn start_broker(&mut self) -> anyhow::Result<()> {
-        self.broker = spawn_broker(&self.exe, &self.dir, &self.namesrv_addr, self.broker_port, &self.tuning).await?;
+        let args = broker_args(&self.dir, &self.namesrv_addr, &self.at.broker, self.broker_port, &self.tuning);
+        self.broker = self.spawn("broker", &self.at.broker, &args).await?;
         Ok(())
     }
 
@@ -95,8 +113,14 @@ impl Servers {
     /// heartbeat (every [`REGISTER_NAME_SERVER_PERIOD_MS`](crate::embedded::REGISTER_NAME_SERVER_PERIOD_MS)),
     /// and clients find their routes then.
     pub async fn start_namesrv(&mut self) -> anyhow::Result<()> {
-        self.namesrv = spawn_namesrv(&self.exe, &self.dir, self.namesrv_port).await?;
+        let args = namesrv_args(&self.dir, &self.at.namesrv, self.namesrv_port);
+        self.namesrv = self.spawn("namesrv", &self.at.namesrv, &args).await?;
         Ok(())
+    }
+
+    async fn spawn(&self, name: &str, at: &Placement, args: &[String]) -> anyhow::Result<ChildServer> {
+        let log = self.dir.join(format!("logs/{name}.log"));
+        ChildServer::spawn(name, at, &self.exe, args, &log, READY_WITHIN).await
     }
 
     /// Graceful stop: broker first, then the name server.
@@ -106,37 +130,34 @@ impl Servers {
     }
 }
 
-async fn spawn_namesrv(exe: &Path, dir: &Path, port: u16) -> anyhow::Result<ChildServer> {
-    let args = [
+fn namesrv_args(dir: &Path, at: &Placement, port: u16) -> Vec<String> {
+    vec![
         "namesrv".into(),
         "--exit-with-parent".into(),
+        "--bind".into(),
+        at.ip.to_string(),
         "--port".into(),
         port.to_string(),
         "--home".into(),
         dir.join("namesrv").display().to_string(),
-    ];
-    ChildServer::spawn("namesrv", exe, &args, &dir.join("logs/namesrv.log"), READY_WITHIN).await
+    ]
 }
 
-async fn spawn_broker(
-    exe: &Path,
-    dir: &Path,
-    namesrv_addr: &str,
-    port: u16,
-    tuning: &BrokerTuning,
-) -> anyhow::Result<ChildServer> {
+fn broker_args(dir: &Path, namesrv_addr: &str, at: &Placement, port: u16, tuning: &BrokerTuning) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "broker".into(),
         "--exit-with-parent".into(),
         "--namesrv".into(),
         namesrv_addr.into(),
+        "--bind".into(),
+        at.ip.to_string(),
         "--port".into(),
         port.to_string(),
         "--store".into(),
         dir.join("broker").display().to_string(),
     ];
     args.extend(tuning.to_args());
-    ChildServer::spawn("broker", exe, &args, &dir.join("logs/broker.log"), READY_WITHIN).await
+    args
 }
 
 /// Stops the child in `slot` — SIGKILL when `kill`, else gracefully within `grace` — and

@@ -23,7 +23,7 @@ use clap::Subcommand;
 pub enum Command {
     /// Benchmark: drive transfers through bank1's API, time them until bank2 credits them,
     /// compare with the broker alone (--baseline), and check every transfer arrived once.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Chaos: transfers from careful clients while a seeded nemesis kills, pauses and
     /// misconfigures the stack's processes; then heal, converge, and check every invariant.
     /// Exit 0 only when all hold.
@@ -39,7 +39,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 "warn,rocketmq_client_rust::consumer::consumer_impl::consume_message_concurrently_service=error",
             );
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(bench::run(args))
+            rt.block_on(bench::run(*args))
         }
         Command::Chaos(args) => {
             // The banks log to their own files; here only what goes wrong.

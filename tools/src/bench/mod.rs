@@ -108,6 +108,11 @@ pub struct BenchArgs {
     /// With --bank*-url --baseline: the broker (host:port) the baseline topics are created on.
     #[arg(long, default_value = "127.0.0.1:10911")]
     pub broker_addr: String,
+    /// The own stack's broker (without --bank*-url): the same knobs as `bank-transfer
+    /// --help` lists, e.g. the tests' check-backs with `--transaction-timeout 3000
+    /// --transaction-check-interval 5000`.
+    #[command(flatten, next_help_heading = "Broker of the own stack")]
+    pub broker: stack::embedded::BrokerTuning,
 }
 
 impl BenchArgs {
@@ -159,7 +164,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 DbKind::Mysql => DbChoice::MysqlScratch { server_url: args.mysql_url.clone().unwrap_or_default() },
             };
             eprintln!("starting a stack (name server, broker, bank1, bank2; {:?} databases)…", args.db);
-            let t = target::own_stack(choice, args.keep, http.clone()).await?;
+            let t = target::own_stack(choice, args.keep, &args.broker, http.clone()).await?;
             eprintln!(
                 "stack ready in {:.2} s: bank1 {}, bank2 {}, broker {}{}",
                 t.ready_ms.unwrap_or(0) as f64 / 1000.0,

@@ -362,6 +362,12 @@ impl Report {
                 if self.exactly_once { " ✔" } else { " ✘" }
             ),
         );
+        if let Some(n) = self.redeliveries {
+            // Deliveries bank2 had already applied (deduplicated by tx_no): broker redeliveries,
+            // or a half message committed twice (see ARCHITECTURE.md, "Check-backs and double
+            // commits").
+            row("duplicate deliveries (deduplicated)", n.to_string());
+        }
         if self.debit_mismatch_cents != 0 || self.credit_mismatch_cents != 0 || self.amount_mismatch != 0 {
             row(
                 "mismatches",

@@ -74,12 +74,18 @@ pub async fn open_pool(url: &str) -> anyhow::Result<AnyPool> {
 /// Starts the bench's own stack (free ports, a temp dir, fresh databases); ready when both
 /// banks answer `/health`. Credits must come through the message path, so neither
 /// reconciler runs, and no fault is on.
-pub async fn own_stack(choice: DbChoice, keep: bool, http: reqwest::Client) -> anyhow::Result<Target> {
+pub async fn own_stack(
+    choice: DbChoice,
+    keep: bool,
+    broker: &stack::embedded::BrokerTuning,
+    http: reqwest::Client,
+) -> anyhow::Result<Target> {
     let started = std::time::Instant::now();
     let exe = std::env::current_exe().context("locating this executable")?;
     let stack = StackBuilder::new(exe)
         .database(choice)
         .keep(keep)
+        .tuning(broker.clone())
         .configure(|s1, s2| {
             s1.faults = Default::default();
             s1.common.reconcile_interval = Duration::ZERO;

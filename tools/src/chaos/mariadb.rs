@@ -3,6 +3,7 @@
 //! again on the same data (InnoDB crash recovery included). Needs `mariadb-install-db`,
 //! `mariadbd` and `mariadb` on PATH (Debian: `mariadb-server mariadb-client`).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,15 +16,18 @@ const READY_WITHIN: Duration = Duration::from_secs(120);
 
 pub struct MariaDb {
     dir: PathBuf,
+    /// The address it listens on: loopback, or the launcher's address on the chaos network.
+    host: IpAddr,
     port: u16,
     child: Option<Child>,
 }
 
 impl MariaDb {
-    /// Initialises a data directory under `dir`, starts the server and creates the banks' user.
-    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+    /// Initialises a data directory under `dir`, starts the server on `host` and creates the
+    /// banks' user.
+    pub async fn start(dir: &Path, host: IpAddr) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut me = Self { dir: dir.to_owned(), port: stack::ports::free_port()?, child: None };
+        let mut me = Self { dir: dir.to_owned(), host, port: stack::ports::free_port()?, child: None };
         let mut install = Command::new("mariadb-install-db");
         install
             .arg("--no-defaults")
@@ -40,8 +44,8 @@ impl MariaDb {
             String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
         );
         me.restart().await?;
-        let sql = "CREATE USER 'chaos'@'127.0.0.1' IDENTIFIED BY 'chaos'; \
-                   GRANT ALL PRIVILEGES ON *.* TO 'chaos'@'127.0.0.1';";
+        // The banks connect from their own addresses when they run on the chaos network.
+        let sql = "CREATE USER 'chaos'@'%' IDENTIFIED BY 'chaos'; GRANT ALL PRIVILEGES ON *.* TO 'chaos'@'%';";
         let out = Command::new("mariadb")
             .arg(format!("--socket={}", me.socket().display()))
             .args(["-uroot", "-e", sql])
@@ -54,7 +58,7 @@ impl MariaDb {
 
     /// The server URL the stack creates its scratch databases on.
     pub fn url(&self) -> String {
-        format!("mysql://chaos:chaos@127.0.0.1:{}", self.port)
+        format!("mysql://chaos:chaos@{}:{}", self.host, self.port)
     }
 
     fn data(&self) -> PathBuf {
@@ -75,7 +79,8 @@ impl MariaDb {
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--pid-file={}", self.dir.join("mysqld.pid").display()))
             .arg(format!("--port={}", self.port))
-            .args(["--bind-address=127.0.0.1", "--innodb-buffer-pool-size=128M", "--max-connections=500"])
+            .arg(format!("--bind-address={}", self.host))
+            .args(["--innodb-buffer-pool-size=128M", "--max-connections=500", "--skip-name-resolve"])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))

@@ -17,6 +17,7 @@ pub mod mariadb;
 pub mod nemesis;
 pub mod verdict;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,10 +49,12 @@ pub struct ChaosArgs {
     /// Seed of the nemesis and the clients' choices (default: drawn and printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Fault kinds, comma-separated: kill, pause, db, inject (db needs --db mysql without
-    /// --mysql-url: chaos runs its own MariaDB server to kill it).
-    #[arg(long, value_delimiter = ',', default_value = "kill,pause,db,inject")]
-    pub faults: Vec<FaultKind>,
+    /// Fault kinds, comma-separated: kill, pause, db, inject, partition. `db` needs --db mysql
+    /// without --mysql-url (chaos runs its own MariaDB server to kill it); `partition` needs
+    /// root, `ip` and `nft` (each part runs in a network namespace of its own), and SQLite or
+    /// chaos's own MariaDB. Default: every kind this machine and these flags allow.
+    #[arg(long, value_delimiter = ',')]
+    pub faults: Option<Vec<FaultKind>>,
     /// Databases: SQLite files, or MariaDB/MySQL.
     #[arg(long, value_enum, default_value_t = DbKind::Sqlite)]
     pub db: DbKind,
@@ -78,32 +81,54 @@ pub struct ChaosArgs {
 pub const INITIAL_BALANCE: i64 = 1_000_000_000;
 
 impl ChaosArgs {
-    fn validate(&mut self) -> anyhow::Result<()> {
+    /// Checks the flags, and settles the fault kinds: those asked for must be possible here;
+    /// by default, every kind that is (with a line saying why one is left out).
+    fn validate(&mut self) -> anyhow::Result<Vec<FaultKind>> {
         anyhow::ensure!(self.clients >= 1, "--clients must be at least 1");
         anyhow::ensure!(self.accounts >= 1, "--accounts must be at least 1");
         anyhow::ensure!(!self.duration.is_zero(), "--duration must be above 0");
         anyhow::ensure!((0.0..=1.0).contains(&self.unknown_receivers), "--unknown-receivers is a share in 0..=1");
-        self.faults.sort();
-        self.faults.dedup();
+        let asked = self.faults.is_some();
+        let mut kinds = self.faults.clone().unwrap_or_else(|| {
+            vec![FaultKind::Kill, FaultKind::Pause, FaultKind::Db, FaultKind::Inject, FaultKind::Partition]
+        });
+        kinds.sort();
+        kinds.dedup();
         let own_db = self.db == DbKind::Mysql && self.mysql_url.is_none();
-        if self.faults.contains(&FaultKind::Db) && !own_db {
-            if self.db == DbKind::Sqlite {
-                // SQLite lives inside each bank process: killing a bank kills its database.
-                self.faults.retain(|k| *k != FaultKind::Db);
-            } else {
-                anyhow::bail!("--faults db needs chaos's own MariaDB: leave out --mysql-url");
-            }
-        }
-        anyhow::ensure!(!self.faults.is_empty(), "--faults: no fault kind left to inject");
-        Ok(())
+        let mut drop_kind = |kind: FaultKind, why: Option<String>| -> anyhow::Result<()> {
+            let Some(why) = why.filter(|_| kinds.contains(&kind)) else { return Ok(()) };
+            anyhow::ensure!(!asked || self.db == DbKind::Sqlite && kind == FaultKind::Db, "--faults {kind}: {why}");
+            println!("chaos: no {kind} faults: {why}");
+            kinds.retain(|k| *k != kind);
+            Ok(())
+        };
+        // SQLite lives inside each bank process: killing a bank kills its database.
+        let db_why = match (self.db, own_db) {
+            (DbKind::Sqlite, _) => Some("SQLite lives in the bank processes (kill covers it)".to_owned()),
+            (DbKind::Mysql, false) => Some("chaos kills only its own MariaDB: leave out --mysql-url".to_owned()),
+            (DbKind::Mysql, true) => None,
+        };
+        drop_kind(FaultKind::Db, db_why)?;
+        let partition_why = match stack::network::Network::check() {
+            Err(e) => Some(format!("{e:#}")),
+            Ok(()) if self.mysql_url.is_some() => Some(
+                "the banks run on their own network and reach only chaos's own MariaDB: leave out --mysql-url".into(),
+            ),
+            Ok(()) => None,
+        };
+        drop_kind(FaultKind::Partition, partition_why)?;
+        anyhow::ensure!(!kinds.is_empty(), "--faults: no fault kind left to inject");
+        self.faults = Some(kinds.clone());
+        Ok(kinds)
     }
 }
 
 /// Runs chaos: start, load + nemesis, heal, converge, verdict. Fails when an invariant broke.
 pub async fn run(mut args: ChaosArgs) -> anyhow::Result<()> {
-    args.validate()?;
+    let kinds = args.validate()?;
     let seed = args.seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 >> 1);
-    let kinds: Vec<String> = args.faults.iter().map(|k| k.to_string()).collect();
+    let network = kinds.contains(&FaultKind::Partition);
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
     println!(
         "chaos: seed {seed}, {} on {}, {} clients over {} account pairs, faults {}",
         humantime::format_duration(args.duration),
@@ -118,6 +143,7 @@ pub async fn run(mut args: ChaosArgs) -> anyhow::Result<()> {
     println!("replay: bank-transfer chaos --seed {seed} --faults {} …", kinds.join(","));
 
     let dir = tempfile::Builder::new().prefix("bank-transfer-chaos.").tempdir().context("creating a temp dir")?;
+    let network = network.then(stack::network::Network::create).transpose()?;
     let mut own_db = None;
     let choice = match (args.db, &args.mysql_url) {
         (DbKind::Sqlite, _) => DbChoice::Sqlite,
@@ -126,7 +152,8 @@ pub async fn run(mut args: ChaosArgs) -> anyhow::Result<()> {
             // mariadbd runs as `mysql` under root and must reach its directory inside ours.
             let open = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
             std::fs::set_permissions(dir.path(), open).context("opening the temp dir to mariadbd")?;
-            let db = mariadb::MariaDb::start(&dir.path().join("mariadb")).await?;
+            let host = network.as_ref().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |n| n.host_ip());
+            let db = mariadb::MariaDb::start(&dir.path().join("mariadb"), host).await?;
             let url = db.url();
             own_db = Some(db);
             DbChoice::MysqlScratch { server_url: url }
@@ -134,7 +161,11 @@ pub async fn run(mut args: ChaosArgs) -> anyhow::Result<()> {
     };
     let exe = std::env::current_exe().context("locating this executable")?;
     let started = Instant::now();
-    let stack = StackBuilder::new(exe)
+    let mut builder = StackBuilder::new(exe);
+    if let Some(n) = network {
+        builder = builder.network(n);
+    }
+    let stack = builder
         .data_dir(dir.path().join("stack"))
         .database(choice)
         .keep(args.keep)
@@ -211,7 +242,7 @@ async fn drive(
     let workers = clients::spawn(&load, args.clients);
     let nemesis = nemesis::Nemesis {
         seed,
-        kinds: args.faults.clone(),
+        kinds: args.faults.clone().unwrap_or_default(),
         deadline,
         bank1: bank1.clone(),
         bank2: bank2.clone(),

@@ -5,6 +5,8 @@
 //! the same choices in the same order:
 //! - processes: kill -9 of bank1, bank2, the broker or the name server, restarted on the same
 //!   data; SIGSTOP/SIGCONT of bank2 or the broker; kill -9 of the MariaDB server (`db`);
+//!   partitions (`partition`): bank2 or bank1 cut off from the broker, bank1 from bank2, or
+//!   bank2 from the name server, while all of them run;
 //! - injected faults (`inject`): bank1's `unknown_at_least`, `lose_message_at_least`,
 //!   `local_tx_fail_at_least` and bank2's `consume_fail_at_least`, switched on live with
 //!   `PUT /admin/faults` at a random threshold, and off again.
@@ -15,6 +17,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use reqwest::Method;
@@ -36,6 +39,8 @@ pub enum FaultKind {
     Db,
     /// The banks' injected faults, switched on live.
     Inject,
+    /// Two running parts cut off from each other (network namespaces; needs root).
+    Partition,
 }
 
 impl std::fmt::Display for FaultKind {
@@ -45,6 +50,7 @@ impl std::fmt::Display for FaultKind {
             Self::Pause => "pause",
             Self::Db => "db",
             Self::Inject => "inject",
+            Self::Partition => "partition",
         })
     }
 }
@@ -144,6 +150,15 @@ const INJECTED: [(&str, &str); 4] = [
     ("bank2", "consume_fail_at_least"),
 ];
 
+/// The pairs a partition cuts apart: each bank from the broker (the two the pattern leans
+/// on), bank1 from bank2 (the reconcile feeds, both ways), bank2 from the name server (routes).
+const PARTITIONS: [(Part, Part); 4] = [
+    (Part::Bank2, Part::Broker),
+    (Part::Bank1, Part::Broker),
+    (Part::Bank1, Part::Bank2),
+    (Part::Bank2, Part::Namesrv),
+];
+
 /// How long a process restart is retried (its database or the broker may be down too).
 const RESTART_WITHIN: Duration = Duration::from_secs(180);
 
@@ -171,10 +186,17 @@ impl Nemesis {
             return Ok(());
         }
         let mut rng = Pcg64Mcg::seed_from_u64(self.seed);
+        // Kinds are dealt from a shuffled bag, refilled when empty: even a short run (CI's
+        // minute) meets every kind, and a long one meets them in equal numbers.
+        let mut bag: Vec<FaultKind> = Vec::new();
         loop {
             let gap = Duration::from_millis(rng.random_range(500..3_000));
             let hold = Duration::from_millis(rng.random_range(1_000..8_000));
-            let kind = kinds[rng.random_range(0..kinds.len())];
+            if bag.is_empty() {
+                bag.clone_from(&kinds);
+                bag.shuffle(&mut rng);
+            }
+            let kind = bag.pop().expect("refilled");
             let pick = rng.random_range(0..4_usize);
             if Instant::now() + gap >= self.deadline {
                 tokio::time::sleep_until(self.deadline.into()).await;
@@ -204,6 +226,15 @@ impl Nemesis {
                     server.kill().await;
                     tokio::time::sleep(hold).await;
                     server.restart().await?;
+                    self.journal.close(i, None);
+                }
+                FaultKind::Partition => {
+                    let (a, b) = PARTITIONS[pick];
+                    let name = |p: Part| format!("{p:?}").to_lowercase();
+                    let i = self.journal.open(kind, &format!("{}|{}", name(a), name(b)));
+                    stack.partition(a, b)?;
+                    tokio::time::sleep(hold).await;
+                    stack.heal(a, b)?;
                     self.journal.close(i, None);
                 }
                 FaultKind::Inject => unreachable!("on its own track"),

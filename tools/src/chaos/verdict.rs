@@ -58,8 +58,13 @@ pub struct Availability {
     pub faults: usize,
     /// Longest stretch without a COMMITTED answer that overlapped a fault of this kind (ms).
     pub longest_gap_ms: u64,
-    /// Longest time from healing a fault of this kind to the next COMMITTED answer (ms).
+    /// Longest time from healing a fault of this kind to the next COMMITTED answer (ms), over
+    /// the heals that no other fault followed before that answer.
     pub longest_recovery_ms: u64,
+    /// Heals measured for `longest_recovery_ms`; the others were cut short by the next process,
+    /// database or network fault (a database kill right after a broker restart would be
+    /// counted against the broker).
+    pub recoveries_measured: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -193,10 +198,18 @@ impl Verdict {
                 format!("availability: {kind}"),
                 String::new(),
                 format!(
-                    "{} faults; longest gap without a commit {:.1} s; heal → next commit ≤ {:.1} s",
+                    "{} faults; longest gap without a commit {:.1} s; heal → next commit ≤ {:.1} s{}",
                     a.faults,
                     a.longest_gap_ms as f64 / 1000.0,
-                    a.longest_recovery_ms as f64 / 1000.0
+                    a.longest_recovery_ms as f64 / 1000.0,
+                    if a.recoveries_measured < a.faults {
+                        format!(
+                            " ({} of {} heals; the others were followed by another fault first)",
+                            a.recoveries_measured, a.faults
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             ]);
         }
@@ -513,9 +526,10 @@ pub async fn judge(i: Inputs<'_>) -> anyhow::Result<Verdict> {
     })
 }
 
-/// Per group of faults (by kind, or kind and target): the longest stretch without a COMMITTED answer overlapping a fault, and
-/// the longest time from a heal to the next COMMITTED answer. `commits` is sorted; `end` is
-/// when the load stopped.
+/// Per group of faults (by kind, or kind and target): the longest stretch without a COMMITTED
+/// answer overlapping a fault, and the longest time from a heal to the next COMMITTED answer —
+/// counted only where no other fault started in between, so that each figure belongs to its
+/// own fault. `commits` is sorted; `end` is when the load stopped.
 pub fn availability(
     faults: &[Fault],
     commits: &[u64],
@@ -540,7 +554,13 @@ pub fn availability(
         longest = longest.max(until.saturating_sub(prev));
         a.longest_gap_ms = a.longest_gap_ms.max(longest);
         if let Some(n) = next(heal) {
-            a.longest_recovery_ms = a.longest_recovery_ms.max(n - heal);
+            // Injected faults hit a share of transfers and leave the rest committing: only a
+            // process, database or network fault takes the next commit away from this one.
+            let followed = faults.iter().any(|g| g.kind != FaultKind::Inject && g.start_ms > heal && g.start_ms < n);
+            if !followed {
+                a.longest_recovery_ms = a.longest_recovery_ms.max(n - heal);
+                a.recoveries_measured += 1;
+            }
         }
     }
     out
@@ -561,5 +581,24 @@ mod tests {
         assert_eq!(a.faults, 1);
         assert_eq!(a.longest_gap_ms, 6_500 - 1_050);
         assert_eq!(a.longest_recovery_ms, 1_500);
+        assert_eq!(a.recoveries_measured, 1);
+    }
+
+    #[test]
+    fn a_recovery_cut_short_by_the_next_fault_is_not_counted() {
+        let fault = |kind, target: &str, start_ms, heal| Fault {
+            kind,
+            target: target.into(),
+            start_ms,
+            heal_ms: Some(heal),
+            note: None,
+        };
+        // The broker is back at 5 s; the database dies at 5.5 s and is back at 8 s; the next
+        // commit is at 12 s: 7 s belong to the database, not to the broker.
+        let faults = [fault(FaultKind::Kill, "broker", 1_000, 5_000), fault(FaultKind::Db, "mariadb", 5_500, 8_000)];
+        let commits = [500, 12_000];
+        let a = availability(&faults, &commits, 20_000, |f| f.kind.to_string());
+        assert_eq!((a["kill"].recoveries_measured, a["kill"].longest_recovery_ms), (0, 0));
+        assert_eq!((a["db"].recoveries_measured, a["db"].longest_recovery_ms), (1, 4_000));
     }
 }

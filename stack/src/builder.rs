@@ -61,6 +61,18 @@ pub enum Part {
     Bank2,
 }
 
+impl Part {
+    /// Its name in logs, journals and namespace names: `namesrv`, `broker`, `bank1`, `bank2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Namesrv => "namesrv",
+            Self::Broker => "broker",
+            Self::Bank1 => "bank1",
+            Self::Bank2 => "bank2",
+        }
+    }
+}
+
 impl StackBuilder {
     /// A stack whose servers are children of `exe` (the launcher binary). Defaults: a fresh
     /// temp dir, SQLite, free ports, the broker's default tuning with a small store, generated
@@ -133,11 +145,6 @@ impl StackBuilder {
         self
     }
 
-    /// Where `part` runs: on the network, or on loopback.
-    fn placement(&self, part: Part) -> Placement {
-        self.network.as_ref().map_or_else(Placement::local, |n| n.placement(part))
-    }
-
     /// Last word on the banks' settings (after addresses, databases and secrets are set).
     pub fn configure(mut self, f: impl FnOnce(&mut bank1::Settings, &mut bank2::Settings) + Send + 'static) -> Self {
         self.configure = Some(Box::new(f));
@@ -154,7 +161,9 @@ impl StackBuilder {
         loop {
             let namesrv_port = self.namesrv_port.map_or_else(free_port, Ok)?;
             let broker_port = self.broker_port.map_or_else(free_broker_port, Ok)?;
-            let at = ServerPlaces { namesrv: self.placement(Part::Namesrv), broker: self.placement(Part::Broker) };
+            let on = self.network.as_ref();
+            let at =
+                ServerPlaces { namesrv: Placement::of(on, Part::Namesrv), broker: Placement::of(on, Part::Broker) };
             match Servers::start(&self.exe, dir, (namesrv_port, broker_port), &at, &self.tuning, topics).await {
                 Ok(s) => return Ok(s),
                 Err(e) if !fixed && attempt < START_ATTEMPTS => {
@@ -262,12 +271,12 @@ impl StackBuilder {
     pub async fn start_processes(mut self) -> anyhow::Result<ProcessStack> {
         let mut prepared = self.prepare().await?;
         let (s1, s2) = (&mut prepared.s1, &mut prepared.s2);
-        let pick = |a: SocketAddr, at: Placement| -> anyhow::Result<SocketAddr> {
-            let ip = if at.netns.is_some() { at.ip } else { a.ip() };
+        // On a network a bank listens on its part's address there; the port is free or fixed.
+        let pick = |a: SocketAddr, part: Part| -> anyhow::Result<SocketAddr> {
+            let ip = self.network.as_ref().map_or(a.ip(), |n| n.ip(part));
             Ok(SocketAddr::new(ip, if a.port() == 0 { free_port()? } else { a.port() }))
         };
-        let (at1, at2) = (self.placement(Part::Bank1), self.placement(Part::Bank2));
-        let (a1, a2) = (pick(self.bank1_listen, at1.clone())?, pick(self.bank2_listen, at2.clone())?);
+        let (a1, a2) = (pick(self.bank1_listen, Part::Bank1)?, pick(self.bank2_listen, Part::Bank2)?);
         set_addresses(s1, s2, a1, a2);
         if let Some(f) = self.configure {
             f(s1, s2);
@@ -275,7 +284,6 @@ impl StackBuilder {
         ProcessStack::launch(ProcessParts {
             exe: self.exe.clone(),
             prepared,
-            at: (at1, at2),
             network: self.network.take(),
             keep: self.keep,
         })

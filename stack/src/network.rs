@@ -36,9 +36,13 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// On loopback, in the launcher's namespace: every stack without a [`Network`].
-    pub fn local() -> Self {
-        Self { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), netns: None }
+    /// Where `part` runs: in its namespace on `network`, or on loopback in the launcher's
+    /// namespace when the stack has no network.
+    pub fn of(network: Option<&Network>, part: Part) -> Self {
+        network.map_or(Self { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), netns: None }, |n| Self {
+            ip: n.ip(part),
+            netns: Some(n.netns(part)),
+        })
     }
 
     /// A command that runs `exe` here (`ip netns exec NS exe …`; ip execs the program, so the
@@ -69,9 +73,7 @@ const PARTS: [Part; 4] = [Part::Namesrv, Part::Broker, Part::Bank1, Part::Bank2]
 impl Network {
     /// Whether this process can build one: root, with `ip` and `nft` on PATH.
     pub fn check() -> anyhow::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-        anyhow::ensure!(root, "network namespaces need root");
+        anyhow::ensure!(crate::processes::running_as_root(), "network namespaces need root");
         for (tool, package) in [("ip", "iproute2"), ("nft", "nftables")] {
             let found = StdCommand::new(tool)
                 .arg("-V")
@@ -137,7 +139,7 @@ impl Network {
 
     /// The namespace `part` runs in.
     pub fn netns(&self, part: Part) -> String {
-        format!("{}-{}", self.tag, format!("{part:?}").to_lowercase())
+        format!("{}-{}", self.tag, part.name())
     }
 
     /// The address of `part`.
@@ -157,10 +159,6 @@ impl Network {
     pub fn host_ip(&self) -> IpAddr {
         let [a, b, c] = self.subnet;
         IpAddr::V4(Ipv4Addr::new(a, b, c, 1))
-    }
-
-    pub fn placement(&self, part: Part) -> Placement {
-        Placement { ip: self.ip(part), netns: Some(self.netns(part)) }
     }
 
     /// Cuts `a` and `b` off from each other, both ways; each keeps running and reaching the rest.
@@ -185,8 +183,8 @@ impl Network {
         }
         for ns in PARTS.iter().map(|p| self.netns(*p)).chain([self.hub()]) {
             if let Ok(out) = StdCommand::new("ip").args(["netns", "pids", &ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = StdCommand::new("kill").args(["-KILL", pid]).status();
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()) {
+                    let _ = crate::processes::send_signal(pid, "KILL");
                 }
             }
             let _ = StdCommand::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();

@@ -29,8 +29,6 @@ const BANK_READY_WITHIN: Duration = Duration::from_secs(90);
 pub(crate) struct ProcessParts {
     pub exe: PathBuf,
     pub prepared: Prepared,
-    /// Where bank1 and bank2 run.
-    pub at: (Placement, Placement),
     pub network: Option<Network>,
     pub keep: bool,
 }
@@ -56,8 +54,9 @@ impl std::ops::Deref for ProcessStack {
 impl ProcessStack {
     pub(crate) async fn launch(p: ProcessParts) -> anyhow::Result<Self> {
         let (running, s1, s2) = Running::new(p.prepared, p.keep);
-        let bank1 = BankProcess::new("bank1", p.at.0, &p.exe, &running.dir, env_of(&s1));
-        let bank2 = BankProcess::new("bank2", p.at.1, &p.exe, &running.dir, env_of(&s2));
+        let at = |part| Placement::of(p.network.as_ref(), part);
+        let bank1 = BankProcess::new("bank1", at(Part::Bank1), &p.exe, &running.dir, env_of(&s1));
+        let bank2 = BankProcess::new("bank2", at(Part::Bank2), &p.exe, &running.dir, env_of(&s2));
         let mut me = Self {
             running,
             bank1,
@@ -165,6 +164,13 @@ impl ProcessStack {
             n.destroy();
         }
     }
+}
+
+/// Whether this process runs as root (what network namespaces need, and what mariadbd must
+/// be told to step down from).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Sends `SIG<sig>` to `pid` with kill(1) (this workspace forbids `unsafe`).

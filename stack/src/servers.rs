@@ -37,12 +37,6 @@ pub struct ServerPlaces {
     pub broker: Placement,
 }
 
-impl ServerPlaces {
-    pub fn local() -> Self {
-        Self { namesrv: Placement::local(), broker: Placement::local() }
-    }
-}
-
 impl Servers {
     /// Starts both under `dir` (`namesrv/`, `broker/`, `logs/`) where `at` says, and creates
     /// `topics`.

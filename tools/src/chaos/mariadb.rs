@@ -132,9 +132,7 @@ impl MariaDb {
 
 /// mariadbd refuses to run as root unless told whom to run as: `mysql` then.
 fn run_as() -> Option<&'static str> {
-    use std::os::unix::fs::MetadataExt;
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    root.then_some("mysql")
+    stack::processes::running_as_root().then_some("mysql")
 }
 
 fn chown(dir: &Path, user: &str) -> anyhow::Result<()> {

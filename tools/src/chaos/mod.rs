@@ -81,9 +81,10 @@ pub struct ChaosArgs {
 pub const INITIAL_BALANCE: i64 = 1_000_000_000;
 
 impl ChaosArgs {
-    /// Checks the flags, and settles the fault kinds: those asked for must be possible here;
-    /// by default, every kind that is (with a line saying why one is left out).
-    fn validate(&mut self) -> anyhow::Result<Vec<FaultKind>> {
+    /// Checks the flags, and settles the fault kinds in `faults` (then [`kinds`](Self::kinds)):
+    /// those asked for must be possible here; by default, every kind that is (with a line
+    /// saying why one is left out).
+    fn validate(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.clients >= 1, "--clients must be at least 1");
         anyhow::ensure!(self.accounts >= 1, "--accounts must be at least 1");
         anyhow::ensure!(!self.duration.is_zero(), "--duration must be above 0");
@@ -118,17 +119,22 @@ impl ChaosArgs {
         };
         drop_kind(FaultKind::Partition, partition_why)?;
         anyhow::ensure!(!kinds.is_empty(), "--faults: no fault kind left to inject");
-        self.faults = Some(kinds.clone());
-        Ok(kinds)
+        self.faults = Some(kinds);
+        Ok(())
+    }
+
+    /// The fault kinds, once [`validate`](Self::validate) has settled them.
+    pub fn kinds(&self) -> &[FaultKind] {
+        self.faults.as_deref().unwrap_or_default()
     }
 }
 
 /// Runs chaos: start, load + nemesis, heal, converge, verdict. Fails when an invariant broke.
 pub async fn run(mut args: ChaosArgs) -> anyhow::Result<()> {
-    let kinds = args.validate()?;
+    args.validate()?;
     let seed = args.seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 >> 1);
-    let network = kinds.contains(&FaultKind::Partition);
-    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    let network = args.kinds().contains(&FaultKind::Partition);
+    let kinds: Vec<String> = args.kinds().iter().map(|k| k.to_string()).collect();
     println!(
         "chaos: seed {seed}, {} on {}, {} clients over {} account pairs, faults {}",
         humantime::format_duration(args.duration),
@@ -242,7 +248,7 @@ async fn drive(
     let workers = clients::spawn(&load, args.clients);
     let nemesis = nemesis::Nemesis {
         seed,
-        kinds: args.faults.clone().unwrap_or_default(),
+        kinds: args.kinds().to_vec(),
         deadline,
         bank1: bank1.clone(),
         bank2: bank2.clone(),

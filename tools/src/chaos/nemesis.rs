@@ -206,7 +206,7 @@ impl Nemesis {
             match kind {
                 FaultKind::Kill => {
                     let part = [Part::Bank1, Part::Bank2, Part::Broker, Part::Namesrv][pick];
-                    let i = self.journal.open(kind, &format!("{part:?}").to_lowercase());
+                    let i = self.journal.open(kind, part.name());
                     stack.kill(part).await?;
                     tokio::time::sleep(hold).await;
                     let note = restart(stack, part).await?;
@@ -214,7 +214,7 @@ impl Nemesis {
                 }
                 FaultKind::Pause => {
                     let part = [Part::Bank2, Part::Broker][pick % 2];
-                    let i = self.journal.open(kind, &format!("{part:?}").to_lowercase());
+                    let i = self.journal.open(kind, part.name());
                     stack.pause(part)?;
                     tokio::time::sleep(hold).await;
                     stack.resume(part)?;
@@ -230,8 +230,7 @@ impl Nemesis {
                 }
                 FaultKind::Partition => {
                     let (a, b) = PARTITIONS[pick];
-                    let name = |p: Part| format!("{p:?}").to_lowercase();
-                    let i = self.journal.open(kind, &format!("{}|{}", name(a), name(b)));
+                    let i = self.journal.open(kind, &format!("{}|{}", a.name(), b.name()));
                     stack.partition(a, b)?;
                     tokio::time::sleep(hold).await;
                     stack.heal(a, b)?;

@@ -508,7 +508,7 @@ pub async fn judge(i: Inputs<'_>) -> anyhow::Result<Verdict> {
         duration_s: i.args.duration.as_secs(),
         clients: i.args.clients,
         accounts: i.args.accounts,
-        fault_kinds: i.args.faults.iter().flatten().map(|k| k.to_string()).collect(),
+        fault_kinds: i.args.kinds().iter().map(|k| k.to_string()).collect(),
         initial_total,
         final_total: bank1_total + bank2_total,
         bank1_total,

@@ -27,16 +27,13 @@ pub mod store;
 pub mod transfers;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::domain::message;
 use common::infra::mq::consumer::PushConsumer;
 use common::infra::mq::tx::TxProducer;
 use common::service::app::{Background, Base, Service, Shared};
-use common::service::reconcile::{Reconciler, Report};
-use sqlx::migrate::Migrator;
 
-use crate::faults::{FaultSwitch, Faults};
+use crate::faults::FaultSwitch;
 pub use crate::settings::Settings;
 
 /// Refund notices handled at once (they are rare).
@@ -53,6 +50,7 @@ pub struct AppState {
     pub feed_wake: Arc<tokio::sync::Notify>,
     /// The transfer producer (local transaction: the debit).
     pub publisher: TxProducer<producer::DebitTx>,
+    /// The refund-notice consumer.
     pub refunds: PushConsumer,
     pub faults: FaultSwitch,
     pub settings: Arc<Settings>,
@@ -60,10 +58,9 @@ pub struct AppState {
 
 impl Service for AppState {
     type Settings = Settings;
-    type Faults = Faults;
 
-    const CURSOR: &'static str = refund::Bank2Rejections::CURSOR;
-    const MIGRATORS: &'static [Migrator; 2] = &store::MIGRATORS;
+    /// Transfers, their status and the transfer feed.
+    const ROUTES: fn() -> axum::Router<Self> = http::routes;
 
     async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
         let faults = FaultSwitch::new(settings.faults);
@@ -78,29 +75,12 @@ impl Service for AppState {
         Ok(AppState { shared, feed_wake: Arc::default(), publisher, refunds, faults, settings: Arc::new(settings) })
     }
 
-    fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    fn faults(&self) -> &FaultSwitch {
-        &self.faults
-    }
-
-    fn routes(&self) -> axum::Router<Self> {
-        http::routes()
-    }
-
-    fn admin_routes(&self) -> axum::Router<Self> {
-        axum::Router::new()
+    fn parts(&self) -> (&Shared, &FaultSwitch) {
+        (&self.shared, &self.faults)
     }
 
     fn background(&self, bg: &mut Background) {
         bg.spawn(store::TRANSFER_FEED.run::<i64>(self.pool().clone(), Arc::clone(&self.feed_wake), bg.stopped()));
-    }
-
-    async fn reconcile(&self, grace: Duration) -> error::Result<Report> {
-        let feed = refund::Bank2Rejections { bank2: &self.shared.peer, pool: self.pool() };
-        self.shared.reconcile_runs.once(&feed, self.pool(), grace).await
     }
 
     async fn stop_roles(&self) {

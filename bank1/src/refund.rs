@@ -9,15 +9,16 @@ use common::domain::message::RefundNotice;
 use common::domain::signing::PeerKeys;
 use common::infra::mq::consumer::Ack;
 use common::infra::mq::MessageExt;
-use common::infra::peer::Peer;
+use common::service::app::Service;
 use common::service::error::Result;
 use common::service::feed::{Page, RejectionEntry};
 use common::service::inbox::{self, Inbound};
 use common::service::quarantine::Code;
-use common::service::reconcile::{Applied, FeedEntry, Reconciler};
+use common::service::reconcile::{Applied, FeedEntry, Labels, Reconciler};
 use sqlx::AnyPool;
 
 use crate::store::{self, Refund, RefundFacts};
+use crate::AppState;
 
 /// The refund consumer's handler.
 pub struct Refunds {
@@ -77,19 +78,13 @@ async fn apply(pool: &AnyPool, f: &RefundFacts<'_>) -> sqlx::Result<Refund> {
 }
 
 /// bank1's reconciliation of returns: bank2's rejection feed.
-pub struct Bank2Rejections<'a> {
-    pub bank2: &'a Peer,
-    pub pool: &'a AnyPool,
-}
-
-impl Reconciler for Bank2Rejections<'_> {
+impl Reconciler for AppState {
     type Item = RejectionEntry;
     const CURSOR: &'static str = "bank2_rejections";
-    const NOW_LABELS: &'static [&'static str] = &["refunded"];
-    const BEFORE_LABELS: &'static [&'static str] = &["already_refunded"];
+    const LABELS: Labels = Labels { now: &["refunded"], before: &["already_refunded"] };
 
     async fn page(&self, after: i64, limit: u32) -> Result<Vec<FeedEntry<RejectionEntry>>> {
-        let page: Page<RejectionEntry> = self.bank2.feed("/api/rejections", after, limit).await?;
+        let page: Page<RejectionEntry> = self.shared.peer.feed("/api/rejections", after, limit).await?;
         Ok(page
             .items
             .into_iter()
@@ -110,7 +105,7 @@ impl Reconciler for Bank2Rejections<'_> {
             reason: &r.reason,
             source: "RECONCILE",
         };
-        match apply(self.pool, &facts).await {
+        match apply(self.pool(), &facts).await {
             Ok(Refund::Refunded) => Applied::Now("refunded"),
             Ok(Refund::AlreadyRefunded) => Applied::Before("already_refunded"),
             Ok(Refund::Conflicting(d)) => Applied::Settled("conflicting", d),

@@ -23,6 +23,7 @@ pub struct Settings {
 }
 
 impl BankSettings for Settings {
+    type Faults = crate::faults::Faults;
     const NAMES: Names = Names {
         bank: "bank1",
         peer: "bank2",
@@ -32,6 +33,7 @@ impl BankSettings for Settings {
         producer_group: mq::DEFAULT_PRODUCER_GROUP,
         consumer_group: mq::DEFAULT_REFUND_CONSUMER_GROUP,
     };
+    const MIGRATORS: &'static [sqlx::migrate::Migrator; 2] = &crate::store::MIGRATORS;
 
     fn common(&self) -> &Common {
         &self.common

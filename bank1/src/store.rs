@@ -6,7 +6,8 @@ use common::domain::money::{Amount, MAX_BALANCE_MINOR};
 pub use common::domain::transfer::Status;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
-/// The schema, SQLite's and MySQL's (`sql/bank1/`): applied at start-up.
+/// The schema, SQLite's and MySQL's (`sql/bank1/`, with the shared tables; sql/README.md): applied at
+/// start-up.
 pub static MIGRATORS: [sqlx::migrate::Migrator; 2] =
     [sqlx::migrate!("../sql/bank1/sqlite"), sqlx::migrate!("../sql/bank1/mysql")];
 
@@ -157,55 +158,41 @@ pub async fn idempotency(pool: &AnyPool, key: &str) -> sqlx::Result<Option<Idemp
 /// Claims an idempotency key for a tx_no; a unique violation means another request has it.
 #[tracing::instrument(skip(pool))]
 pub async fn claim_idempotency(pool: &AnyPool, key: &str, hash: &str, tx_no: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO idempotency_key (idem_key, request_hash, tx_no, created_at) VALUES (?, ?, ?, ?)")
-        .bind(key)
-        .bind(hash)
-        .bind(tx_no)
-        .bind(common::now_ms())
-        .execute(pool)
-        .await
-        .map(|_| ())
+    let sql = "INSERT INTO idempotency_key (idem_key, request_hash, tx_no, created_at) VALUES (?, ?, ?, ?)";
+    execute(pool, sqlx::query(sql).bind(key).bind(hash).bind(tx_no).bind(common::now_ms())).await.map(drop)
 }
 
 /// Records the reply of the request that holds `key` for `tx_no` (a retaken key is not
 /// overwritten by the request that abandoned it).
 #[tracing::instrument(skip(pool, body))]
 pub async fn finish_idempotency(pool: &AnyPool, key: &str, tx_no: &str, status: u16, body: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE idempotency_key SET response_status = ?, response_body = ? WHERE idem_key = ? AND tx_no = ?")
-        .bind(i32::from(status))
-        .bind(body)
-        .bind(key)
-        .bind(tx_no)
-        .execute(pool)
-        .await
-        .map(|_| ())
+    let sql = "UPDATE idempotency_key SET response_status = ?, response_body = ? WHERE idem_key = ? AND tx_no = ?";
+    execute(pool, sqlx::query(sql).bind(i32::from(status)).bind(body).bind(key).bind(tx_no)).await.map(drop)
 }
 
 /// Frees a key whose request changed nothing (refused before any debit), so a retry may run.
 #[tracing::instrument(skip(pool))]
 pub async fn release_idempotency(pool: &AnyPool, key: &str, tx_no: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM idempotency_key WHERE idem_key = ? AND tx_no = ? AND response_status IS NULL")
-        .bind(key)
-        .bind(tx_no)
-        .execute(pool)
-        .await
-        .map(|_| ())
+    let sql = "DELETE FROM idempotency_key WHERE idem_key = ? AND tx_no = ? AND response_status IS NULL";
+    execute(pool, sqlx::query(sql).bind(key).bind(tx_no)).await.map(drop)
 }
 
 /// Hands an abandoned key (its transfer `old` settled as never debited) to a new transfer.
 /// False when another request retook it first.
 #[tracing::instrument(skip(pool))]
 pub async fn retake_idempotency(pool: &AnyPool, key: &str, old: &str, new: &str) -> sqlx::Result<bool> {
-    let r = sqlx::query(
-        "UPDATE idempotency_key SET tx_no = ?, created_at = ? WHERE idem_key = ? AND tx_no = ? AND response_status IS NULL",
-    )
-    .bind(new)
-    .bind(common::now_ms())
-    .bind(key)
-    .bind(old)
-    .execute(pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    let sql = "UPDATE idempotency_key SET tx_no = ?, created_at = ? WHERE idem_key = ? AND tx_no = ? \
+               AND response_status IS NULL";
+    let q = sqlx::query(sql).bind(new).bind(common::now_ms()).bind(key).bind(old);
+    Ok(execute(pool, q).await? == 1)
+}
+
+/// Runs one statement; the rows it changed.
+async fn execute<'q>(
+    pool: &AnyPool,
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+) -> sqlx::Result<u64> {
+    Ok(q.execute(pool).await?.rows_affected())
 }
 
 /// What a refund notice did at bank1.

@@ -35,17 +35,14 @@ pub mod settings;
 pub mod store;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::domain::message;
 use common::infra::mq::consumer::PushConsumer;
 use common::service::app::{Background, Base, Service, Shared};
-use common::service::reconcile::{Reconciler, Report};
-use sqlx::migrate::Migrator;
 
 use crate::bank1_client::Bank1;
 use crate::credit::Credits;
-use crate::faults::{FaultSwitch, Faults};
+use crate::faults::FaultSwitch;
 use crate::metrics::Metrics;
 pub use crate::settings::Settings;
 
@@ -59,17 +56,19 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The one apply path (credit or reject).
     pub credits: Credits,
+    /// bank1's status endpoint and feed.
     pub bank1: Bank1,
+    /// The transfer consumer (the operator pauses and resumes it).
     pub consumer: PushConsumer,
     pub settings: Arc<Settings>,
 }
 
 impl Service for AppState {
     type Settings = Settings;
-    type Faults = Faults;
 
-    const CURSOR: &'static str = reconcile::Bank1Feed::CURSOR;
-    const MIGRATORS: &'static [Migrator; 2] = &store::MIGRATORS;
+    /// Credits and the rejection feed; the operator's DLQ, redrive, refund and consumer pause.
+    const ROUTES: fn() -> axum::Router<Self> = http::routes;
+    const ADMIN_ROUTES: fn() -> axum::Router<Self> = http::admin_routes;
 
     async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
         let faults = FaultSwitch::new(settings.faults);
@@ -92,20 +91,8 @@ impl Service for AppState {
         Ok(AppState { shared, faults, metrics, credits, bank1, consumer, settings: Arc::new(settings) })
     }
 
-    fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    fn faults(&self) -> &FaultSwitch {
-        &self.faults
-    }
-
-    fn routes(&self) -> axum::Router<Self> {
-        http::routes()
-    }
-
-    fn admin_routes(&self) -> axum::Router<Self> {
-        http::admin_routes()
+    fn parts(&self) -> (&Shared, &FaultSwitch) {
+        (&self.shared, &self.faults)
     }
 
     fn background(&self, bg: &mut Background) {
@@ -114,11 +101,6 @@ impl Service for AppState {
             Arc::clone(&self.credits.feed_wake),
             bg.stopped(),
         ));
-    }
-
-    async fn reconcile(&self, grace: Duration) -> error::Result<Report> {
-        let feed = reconcile::Bank1Feed { bank1: &self.bank1, credits: &self.credits };
-        self.shared.reconcile_runs.once(&feed, self.pool(), grace).await
     }
 
     async fn stop_roles(&self) {

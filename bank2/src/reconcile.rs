@@ -6,22 +6,17 @@
 
 use common::domain::transfer::Status;
 use common::service::error::{Error, Result};
-use common::service::reconcile::{Applied, FeedEntry, Reconciler};
+use common::service::reconcile::{Applied, FeedEntry, Labels, Reconciler};
 
-use crate::bank1_client::{Bank1, Bank1Transfer};
-use crate::credit::{Credits, Outcome};
+use crate::bank1_client::Bank1Transfer;
+use crate::credit::Outcome;
 use crate::store::Source;
+use crate::AppState;
 
-pub struct Bank1Feed<'a> {
-    pub bank1: &'a Bank1,
-    pub credits: &'a Credits,
-}
-
-impl Reconciler for Bank1Feed<'_> {
+impl Reconciler for AppState {
     type Item = Bank1Transfer;
     const CURSOR: &'static str = "bank1_feed";
-    const NOW_LABELS: &'static [&'static str] = &["credited", "rejected"];
-    const BEFORE_LABELS: &'static [&'static str] = &["already_credited", "already_rejected"];
+    const LABELS: Labels = Labels { now: &["credited", "rejected"], before: &["already_credited", "already_rejected"] };
 
     async fn page(&self, after: i64, limit: u32) -> Result<Vec<FeedEntry<Bank1Transfer>>> {
         let page = self.bank1.feed(after, limit).await?;

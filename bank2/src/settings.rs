@@ -19,6 +19,7 @@ pub struct Settings {
 }
 
 impl BankSettings for Settings {
+    type Faults = crate::faults::Faults;
     const NAMES: Names = Names {
         bank: "bank2",
         peer: "bank1",
@@ -28,6 +29,7 @@ impl BankSettings for Settings {
         producer_group: mq::DEFAULT_REFUND_PRODUCER_GROUP,
         consumer_group: mq::DEFAULT_CONSUMER_GROUP,
     };
+    const MIGRATORS: &'static [sqlx::migrate::Migrator; 2] = &crate::store::MIGRATORS;
 
     fn common(&self) -> &Common {
         &self.common

@@ -5,7 +5,8 @@ use common::domain::money::MAX_BALANCE_MINOR;
 use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
-/// The schema, SQLite's and MySQL's (`sql/bank2/`): applied at start-up.
+/// The schema, SQLite's and MySQL's (`sql/bank2/`, with the shared tables; sql/README.md): applied at
+/// start-up.
 pub static MIGRATORS: [sqlx::migrate::Migrator; 2] =
     [sqlx::migrate!("../sql/bank2/sqlite"), sqlx::migrate!("../sql/bank2/mysql")];
 

@@ -54,6 +54,15 @@ pub struct TestStack {
     pub stack: Option<Stack>,
 }
 
+/// The tests' databases: fresh MariaDB/MySQL ones on `TEST_MYSQL_URL` when it is set, else
+/// SQLite files.
+pub fn db_choice() -> DbChoice {
+    match std::env::var("TEST_MYSQL_URL") {
+        Ok(url) if !url.is_empty() => DbChoice::MysqlScratch { server_url: url },
+        _ => DbChoice::Sqlite,
+    }
+}
+
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         common::infra::telemetry::init(common::infra::telemetry::DEFAULT_FILTER);
@@ -74,12 +83,8 @@ impl TestStack {
             small_store: true,
             ..BrokerTuning::default()
         };
-        let db = match std::env::var("TEST_MYSQL_URL") {
-            Ok(url) if !url.is_empty() => DbChoice::MysqlScratch { server_url: url },
-            _ => DbChoice::Sqlite,
-        };
         let stack = StackBuilder::new(env!("CARGO_BIN_EXE_bank-transfer"))
-            .database(db)
+            .database(db_choice())
             .tuning(tuning)
             .configure(|s1, s2| {
                 // Hermetic: no fault from the environment; reconciliation runs when a test asks

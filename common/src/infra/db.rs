@@ -34,7 +34,8 @@ pub struct Db {
     pub engine: Engine,
 }
 
-/// Connects (creating a SQLite file if needed) and runs the bank's migrations.
+/// Connects (creating a SQLite file if needed) and runs the bank's migrations, after taking
+/// over a database that ran the squashed ones ([`crate::infra::schema`]).
 ///
 /// SQLite runs in WAL mode with FULL sync (durable commits) and a single pooled connection:
 /// SQLite has one writer anyway, and one connection rules out `SQLITE_BUSY` on lock upgrades.
@@ -70,6 +71,7 @@ pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, max_connect
         Engine::Sqlite => sqlite,
         Engine::MySql => mysql,
     };
+    crate::infra::schema::take_over(&pool, engine, migrator).await?;
     migrator.run(&pool).await.context("running database migrations")?;
     Ok(Db { pool, engine })
 }

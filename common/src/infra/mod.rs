@@ -1,6 +1,7 @@
 //! What the banks run on.
 //!
 //! - [`db`]: one `AnyPool` over SQLite (embedded default) or a MySQL-protocol server.
+//! - [`schema`]: taking over a database that ran the schema's first (squashed) migrations.
 //! - [`mq`]: RocketMQ: the client runtime, the transactional producer, the push consumer,
 //!   operator reads (a whole topic, messages by key).
 //! - [`peer`]: the HTTP client for the other bank (status endpoint, feed).
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod db;
 pub mod mq;
 pub mod peer;
+pub mod schema;
 pub mod shutdown;
 pub mod telemetry;
 pub mod token;

@@ -25,37 +25,44 @@ use crate::infra::mq::MqRuntime;
 use crate::infra::peer::Peer;
 use crate::service::auth::Guard;
 use crate::service::error::{Code, Error, Result};
-use crate::service::faults::{FaultSet, Switch};
-use crate::service::reconcile::{self, Report, Runs};
+use crate::service::faults::Switch;
+use crate::service::reconcile::{self, Reconciler, Report, Runs};
 use crate::service::settings::{self, BankSettings, Names};
 
-/// A bank service: what differs between bank1 and bank2.
-pub trait Service: Clone + Send + Sync + Sized + 'static {
+/// A bank service: what differs between bank1 and bank2. A bank is also the [`Reconciler`]
+/// over the other bank's feed.
+pub trait Service: Reconciler + Clone + Send + Sync + Sized + 'static {
     type Settings: BankSettings;
-    type Faults: FaultSet;
 
-    /// The bank's schema migrations: SQLite's and MySQL's.
-    const MIGRATORS: &'static [Migrator; 2];
-    /// The name of the bank's reconciliation cursor.
-    const CURSOR: &'static str;
+    /// The bank's own routes, and its own `/admin/*` routes (the token guard is added).
+    const ROUTES: fn() -> Router<Self>;
+    const ADMIN_ROUTES: fn() -> Router<Self> = Router::new;
 
     /// Starts the MQ roles on a migrated database ([`Base`]).
     fn start(settings: Self::Settings, base: Base) -> impl Future<Output = anyhow::Result<Self>> + Send;
-    fn shared(&self) -> &Shared;
+    /// The parts every bank has: [`Shared`] and its fault switches.
+    fn parts(&self) -> (&Shared, &Switch<FaultsOf<Self>>);
+    fn shared(&self) -> &Shared {
+        self.parts().0
+    }
+    fn faults(&self) -> &Switch<FaultsOf<Self>> {
+        self.parts().1
+    }
     fn pool(&self) -> &sqlx::AnyPool {
         &self.shared().db.pool
     }
-    fn faults(&self) -> &Switch<Self::Faults>;
-    /// The bank's own routes, and its own `/admin/*` routes (the token guard is added).
-    fn routes(&self) -> Router<Self>;
-    fn admin_routes(&self) -> Router<Self>;
     /// Spawns the bank's background tasks (the feed sequencer) on `bg`.
     fn background(&self, bg: &mut Background);
-    /// One pass of the bank's reconciliation over the other bank's feed.
-    fn reconcile(&self, grace: Duration) -> impl Future<Output = Result<Report>> + Send;
+    /// One pass of the bank's reconciliation over the other bank's feed (one at a time).
+    fn reconcile(&self, grace: Duration) -> impl Future<Output = Result<Report>> + Send {
+        self.shared().reconcile_runs.once(self, self.pool(), grace)
+    }
     /// Stops the bank's MQ roles (after HTTP and the background tasks).
     fn stop_roles(&self) -> impl Future<Output = ()> + Send;
 }
+
+/// A bank's fault switches (named by its settings).
+pub type FaultsOf<S> = <<S as Service>::Settings as BankSettings>::Faults;
 
 /// What every bank holds alike.
 #[derive(Clone)]
@@ -161,13 +168,11 @@ impl Base {
 /// The router of a bank: its own routes, the routes every bank has (accounts, health,
 /// quarantine), and `/admin/*` — its own, faults and reconcile — behind the admin token.
 pub fn router<S: Service>(state: S) -> Router {
-    let admin = state
-        .admin_routes()
+    let admin = (S::ADMIN_ROUTES)()
         .merge(crate::service::faults::routes::<S>())
         .merge(reconcile::routes::<S>())
         .route_layer(from_fn_with_state(state.shared().admin_guard.clone(), crate::service::auth::require_bearer));
-    state
-        .routes()
+    (S::ROUTES)()
         .merge(crate::service::routes::routes::<S>())
         .merge(crate::service::quarantine::routes::<S>())
         .merge(admin)
@@ -192,7 +197,7 @@ impl<S: Service> App<S> {
 
     /// Starts on a listener bound beforehand (a stack that must know both banks' ports first).
     pub async fn build_on(settings: S::Settings, listener: TcpListener) -> anyhow::Result<Self> {
-        let base = Base::open(&settings, S::MIGRATORS, S::CURSOR).await?;
+        let base = Base::open(&settings, <S::Settings as BankSettings>::MIGRATORS, <S as Reconciler>::CURSOR).await?;
         let state = S::start(settings, base).await?;
         Ok(Self { listener, state })
     }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::money::{Amount, Threshold};
-use crate::service::app::Service;
+use crate::service::app::{FaultsOf, Service};
 use crate::service::error::AppJson;
 
 /// A shared `T` read by copy; the lock is never held across an await.
@@ -57,14 +57,14 @@ pub fn routes<S: Service>() -> Router<S> {
     Router::new().route("/admin/faults", get(get_faults::<S>).put(put_faults::<S>))
 }
 
-async fn get_faults<S: Service>(State(state): State<S>) -> AppJson<S::Faults> {
+async fn get_faults<S: Service>(State(state): State<S>) -> AppJson<FaultsOf<S>> {
     AppJson(state.faults().get())
 }
 
 async fn put_faults<S: Service>(
     State(state): State<S>,
-    AppJson(patch): AppJson<<S::Faults as FaultSet>::Patch>,
-) -> AppJson<S::Faults> {
+    AppJson(patch): AppJson<<FaultsOf<S> as FaultSet>::Patch>,
+) -> AppJson<FaultsOf<S>> {
     let f = state.faults().update(|f| f.apply(patch));
     tracing::warn!(faults = %serde_json::to_string(&f).unwrap_or_default(), "faults changed");
     AppJson(f)

@@ -52,16 +52,22 @@ pub enum Applied {
     Transient(String),
 }
 
+/// The labels of a reconciler's report: how an entry is applied now (lists of tx_no), and
+/// how it was found applied before (counts).
+#[derive(Debug, Clone, Copy)]
+pub struct Labels {
+    pub now: &'static [&'static str],
+    pub before: &'static [&'static str],
+}
+
 /// A bank's side of reconciliation.
 pub trait Reconciler: Send + Sync {
     type Item: Serialize + DeserializeOwned + Send + Sync;
 
     /// The cursor's name in `reconcile_cursor`.
     const CURSOR: &'static str;
-    /// Report keys that are always present: the `Now` labels (lists of tx_no) and the
-    /// `Before` labels (counts).
-    const NOW_LABELS: &'static [&'static str];
-    const BEFORE_LABELS: &'static [&'static str];
+    /// Report keys that are always present.
+    const LABELS: Labels;
 
     fn page(&self, after: i64, limit: u32) -> impl Future<Output = Result<Vec<FeedEntry<Self::Item>>>> + Send;
     fn apply(&self, item: &Self::Item) -> impl Future<Output = Applied> + Send;
@@ -125,10 +131,10 @@ impl Report {
 pub async fn run_once<R: Reconciler>(r: &R, pool: &AnyPool, grace: Duration) -> Result<Report> {
     let mut cursor = cursor(pool, R::CURSOR).await?;
     let mut report = Report { cursor_before: cursor, ..Report::default() };
-    for label in R::NOW_LABELS {
+    for label in R::LABELS.now {
         report.now.insert(label, Vec::new());
     }
-    for label in R::BEFORE_LABELS {
+    for label in R::LABELS.before {
         report.before.insert(label, 0);
     }
 

@@ -106,9 +106,14 @@ impl Names {
     }
 }
 
-/// A bank's settings: its own, with [`Common`] flattened in.
+/// A bank's settings: its own, with [`Common`] flattened in, and what the bank is built from
+/// whatever the settings say: its names, its fault set and its schema.
 pub trait BankSettings: Parser + Clone + Send + Sync + 'static {
+    /// The bank's fault switches (`--*-fail-at-least` flags, `/admin/faults`).
+    type Faults: crate::service::faults::FaultSet;
     const NAMES: Names;
+    /// The bank's schema migrations: SQLite's and MySQL's (sql/README.md).
+    const MIGRATORS: &'static [sqlx::migrate::Migrator; 2];
     fn common(&self) -> &Common;
     fn common_mut(&mut self) -> &mut Common;
 

@@ -1,0 +1,1 @@
+../../shared/mysql/0003_shared.sql

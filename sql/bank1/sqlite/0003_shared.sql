@@ -1,0 +1,1 @@
+../../shared/sqlite/0003_shared.sql

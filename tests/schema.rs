@@ -65,7 +65,8 @@ async fn legacy_database(url: &str, legacy: &[Migrator; 2]) {
 
 async fn connect(url: &str, bank: &str) -> anyhow::Result<common::infra::db::Db> {
     let [sqlite, mysql] = current(bank);
-    common::infra::db::connect(url, sqlite, mysql, 2).await
+    let options = common::infra::db::Options { max_connections: 2, sqlite_sync: Default::default() };
+    common::infra::db::connect(url, sqlite, mysql, options).await
 }
 
 async fn versions(pool: &AnyPool) -> Vec<i64> {

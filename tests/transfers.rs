@@ -332,6 +332,43 @@ async fn bank2_failure_retries_16_times_then_dlq() {
     app.shutdown().await;
 }
 
+/// bank2 credits up to `BANK2_CONSUME_BATCH` messages in one database transaction. A message of
+/// a batch that fails goes back to the retry ladder alone: its batch-mates are credited once and
+/// never delivered again, and it is credited once the fault is lifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_message_in_a_batch_is_retried_alone() {
+    let app = TestStack::start().await;
+    app.put_faults(&app.bank2_url, json!({"consume_fail_at_least": "50.00"})).await;
+    // While bank2 does not pull, the transfers wait at the broker; it then gets them in batches.
+    app.admin_post(&app.bank2_url, "/admin/consumer/pause", None).await;
+    let mut mates = Vec::new();
+    for _ in 0..20 {
+        mates.push(app.transfer("1.00").await["tx_no"].as_str().unwrap().to_owned());
+    }
+    let failing = app.transfer("60.00").await["tx_no"].as_str().unwrap().to_owned();
+    for _ in 0..20 {
+        mates.push(app.transfer("1.00").await["tx_no"].as_str().unwrap().to_owned());
+    }
+    app.admin_post(&app.bank2_url, "/admin/consumer/resume", None).await;
+
+    for tx_no in &mates {
+        app.wait_credited(tx_no, DELIVERY).await;
+    }
+    let attempts = app.wait_attempts(&failing, 2, Duration::from_secs(60)).await;
+    assert!(attempts.iter().all(|a| a["error"].as_str().unwrap().contains("consume_fail_at_least")), "{attempts:?}");
+    app.put_faults(&app.bank2_url, json!({"consume_fail_at_least": null})).await;
+    app.wait_credited(&failing, Duration::from_secs(60)).await;
+
+    // No mate came back: a whole batch retried would redeliver its credited mates.
+    assert_eq!(app.bank2_metric("bank2_duplicate_deliveries_total").await, 0, "batch-mates were delivered again");
+    for tx_no in &mates {
+        assert!(app.credit(tx_no).await["attempts"].as_array().unwrap().is_empty(), "{tx_no} failed an attempt");
+    }
+    assert_eq!(app.balance2("2").await, "100.00");
+    app.assert_conserved(0).await;
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_delivery_credits_once() {
     let app = TestStack::start().await;

@@ -70,7 +70,7 @@ impl Service for AppState {
         let publisher = base.producer(&settings, group, topic, message::TRANSFER_TAG, debit).await?;
         let refunds = refund::Refunds { pool, peers: base.peers.clone() };
         let (group, topic) = (&settings.common.consumer_group, &settings.common.refund_topic);
-        let refunds = base.consumer(&settings, group, topic, REFUND_CONSUME_THREADS, refunds).await?;
+        let refunds = base.consumer(&settings, group, topic, REFUND_CONSUME_THREADS, 1, refunds).await?;
         let shared = base.shared;
         Ok(AppState { shared, feed_wake: Arc::default(), publisher, refunds, faults, settings: Arc::new(settings) })
     }

@@ -127,7 +127,7 @@ fn message_state(s: LocalTransactionState) -> &'static str {
 
 /// Cheap refusals before any half message is sent (the debit re-checks atomically).
 pub async fn precheck(state: &AppState, req: &TransferRequest) -> Result<()> {
-    match common::service::routes::account(&state.shared.db.pool, &req.from_account).await? {
+    match common::service::routes::account(&state.shared.db.read, &req.from_account).await? {
         None => Err(Error::unprocessable(
             Code::UnknownAccount,
             format!("account {} does not exist at bank1", req.from_account),

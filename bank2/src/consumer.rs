@@ -8,6 +8,11 @@
 //!    `%DLQ%<group>`).
 //!
 //! Quarantined messages are acked: they never block a queue and never move money.
+//!
+//! The consumer hands over up to `BANK2_CONSUME_BATCH` messages at once. Those that open are
+//! first credited together, in one database transaction ([`Credits::credit_all`]); if any of
+//! them is not a plain credit now, none is, and each goes through the steps above alone. A
+//! message that fails is sent back to the retry ladder alone; its batch-mates stay credited.
 
 use common::domain::message::TransferMessage;
 use common::domain::signing::PeerKeys;
@@ -38,6 +43,17 @@ impl Inbound for Deliveries {
 
     fn pool(&self) -> &AnyPool {
         &self.credits.pool
+    }
+
+    async fn apply_all(&self, batch: &[(&MessageExt, &TransferMessage)]) -> bool {
+        let transfers: Vec<&TransferMessage> = batch.iter().map(|(_, t)| *t).collect();
+        if !self.credits.credit_all(&transfers, Source::Mq).await {
+            return false;
+        }
+        for (msg, t) in batch {
+            tracing::info!(tx_no = %t.tx_no, reconsume_times = msg.reconsume_times(), amount = %t.amount, "credited");
+        }
+        true
     }
 
     fn quarantined(&self, code: Code) {

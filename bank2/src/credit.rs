@@ -79,6 +79,29 @@ impl Credits {
         }
     }
 
+    /// Credits every transfer of `batch` in ONE database transaction, or none of them: false
+    /// when any is not a plain credit now (a repeat, a receiver that refuses it, the injected
+    /// consume fault) or the database fails; each then takes [`Credits::apply`] on its own.
+    pub async fn credit_all(&self, batch: &[&TransferMessage], source: Source) -> bool {
+        let faults = self.faults.get();
+        if batch.iter().any(|m| faults.consume_fail_at_least.trips(m.amount)) {
+            return false;
+        }
+        match try_credit_all(&self.pool, batch, source).await {
+            Ok(true) => {
+                for _ in batch {
+                    self.metrics.record(source, &Outcome::Credited);
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::debug!(error = %e, batch = batch.len(), "batch credit failed; crediting one by one");
+                false
+            }
+        }
+    }
+
     /// Rejects `msg` for good with `reason` (if it is not applied yet) and publishes the refund
     /// notice, as one transactional message whose local transaction is the rejection row.
     #[tracing::instrument(skip(self, msg, reason), fields(tx_no = %msg.tx_no, source = source.as_str()))]
@@ -165,6 +188,33 @@ async fn try_credit(pool: &AnyPool, msg: &TransferMessage, source: Source) -> sq
             })))
         }
     }
+}
+
+/// The dedup rows and credits of a whole batch, in ONE database transaction; rolled back (false)
+/// at the first tx_no already applied or receiver that refuses its credit.
+async fn try_credit_all(pool: &AnyPool, batch: &[&TransferMessage], source: Source) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    for msg in batch {
+        match store::insert_applied(&mut tx, &applied_row(msg, source, AppliedAs::Credited, None)).await {
+            Ok(()) => {}
+            Err(e) if common::infra::db::is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // In account order, so two batches never wait for each other's rows in a cycle (MySQL).
+    let mut credits = batch.to_vec();
+    credits.sort_by(|a, b| a.to_account.as_str().cmp(b.to_account.as_str()));
+    for msg in credits {
+        if store::add_balance(&mut tx, msg.to_account.as_str(), msg.amount.minor()).await?.is_err() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The row in force for a tx_no that just hit the unique key.

@@ -85,7 +85,9 @@ impl Service for AppState {
             max_reconsume_times: settings.common.max_reconsume_times,
         };
         let (group, topic) = (&settings.common.consumer_group, &settings.common.topic);
-        let consumer = base.consumer(&settings, group, topic, settings.consume_threads, deliveries).await?;
+        let consumer = base
+            .consumer(&settings, group, topic, settings.consume_threads, settings.consume_batch, deliveries)
+            .await?;
         let shared = base.shared;
         let bank1 = Bank1(shared.peer.clone());
         Ok(AppState { shared, faults, metrics, credits, bank1, consumer, settings: Arc::new(settings) })

@@ -13,6 +13,10 @@ pub struct Settings {
     /// Consumer threads (messages handled at once).
     #[arg(long, env = "BANK2_CONSUME_THREADS", default_value_t = 8)]
     pub consume_threads: u32,
+    /// Transfer messages credited together, in one database transaction (1: one at a time).
+    /// A message that fails is retried alone; its batch-mates stay credited.
+    #[arg(long, env = "BANK2_CONSUME_BATCH", default_value_t = 16)]
+    pub consume_batch: u32,
     /// Fault injection by amount threshold (also live via `/admin/faults`).
     #[command(flatten)]
     pub faults: crate::faults::Faults,

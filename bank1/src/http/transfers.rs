@@ -199,7 +199,7 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
 
 async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<TransferView>> {
     let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
-    let row = store::transfer(&state.shared.db.pool, &tx_no)
+    let row = store::transfer(&state.shared.db.read, &tx_no)
         .await?
         .ok_or_else(|| Error::not_found(Code::UnknownTransfer, format!("no transfer {tx_no} at bank1")))?;
     Ok(Json(TransferView::from_row(&row)))
@@ -211,7 +211,7 @@ async fn feed(
     State(state): State<AppState>,
     FeedRequest { after, limit }: FeedRequest,
 ) -> Result<Json<Page<TransferView>>> {
-    let rows = store::feed_page(&state.shared.db.pool, after, limit).await?;
+    let rows = store::feed_page(&state.shared.db.read, after, limit).await?;
     let items: Vec<TransferView> = rows.iter().map(TransferView::from_row).collect();
     Ok(Json(Page::after(after, items, |t| t.feed_pos)))
 }

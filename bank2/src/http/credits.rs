@@ -19,8 +19,8 @@ pub fn routes() -> Router<AppState> {
 
 async fn credit(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<Value>> {
     let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
-    let applied = store::applied(&state.shared.db.pool, tx_no.as_str()).await?;
-    let attempts = store::attempts(&state.shared.db.pool, tx_no.as_str()).await?;
+    let applied = store::applied(&state.shared.db.read, tx_no.as_str()).await?;
+    let attempts = store::attempts(&state.shared.db.read, tx_no.as_str()).await?;
     let attempts: Vec<Value> = attempts
         .iter()
         .map(|a| json!({"reconsume_times": a.reconsume_times, "error": a.error, "at": common::format_ms(a.at), "msg_id": a.msg_id}))

@@ -30,16 +30,53 @@ impl Engine {
 /// A connected, migrated database.
 #[derive(Clone, Debug)]
 pub struct Db {
+    /// Every write, and reads that belong to a write.
     pub pool: AnyPool,
+    /// Reads that stand alone (pre-checks, status, feeds). On SQLite a separate read-only pool:
+    /// in WAL mode its readers never wait for the one writer, and the writer's single
+    /// connection is kept for writes. On MySQL the same pool as `pool`.
+    pub read: AnyPool,
     pub engine: Engine,
 }
+
+/// SQLite's `synchronous` setting (docs/PERFORMANCE.md, "Durability").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    /// Every commit is on disk before it returns: it survives a power cut. The default.
+    #[default]
+    Full,
+    /// In WAL mode a commit survives a crash of the process, but the last commits before a
+    /// power cut or an operating-system crash may be lost (the database stays consistent).
+    Normal,
+}
+
+impl SqliteSync {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "PRAGMA synchronous = FULL",
+            Self::Normal => "PRAGMA synchronous = NORMAL",
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Pool size for MySQL (SQLite: one writer connection).
+    pub max_connections: u32,
+    pub sqlite_sync: SqliteSync,
+}
+
+/// Read-only SQLite connections per bank.
+const SQLITE_READERS: u32 = 4;
 
 /// Connects (creating a SQLite file if needed) and runs the bank's migrations, after taking
 /// over a database that ran the squashed ones ([`crate::infra::schema`]).
 ///
-/// SQLite runs in WAL mode with FULL sync (durable commits) and a single pooled connection:
-/// SQLite has one writer anyway, and one connection rules out `SQLITE_BUSY` on lock upgrades.
-pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, max_connections: u32) -> anyhow::Result<Db> {
+/// SQLite runs in WAL mode with FULL sync by default (durable commits) and a single pooled writer
+/// connection: SQLite has one writer anyway, and one connection rules out `SQLITE_BUSY` on
+/// lock upgrades. Stand-alone reads get a read-only pool of their own ([`Db::read`]).
+pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, options: Options) -> anyhow::Result<Db> {
     sqlx::any::install_default_drivers();
     let engine = Engine::of_url(url)?;
     let url = url.replacen("mariadb:", "mysql:", 1);
@@ -48,7 +85,7 @@ pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, max_connect
             let url = if url.contains('?') { url } else { format!("{url}?mode=rwc") };
             (url, 1)
         }
-        Engine::MySql => (url, max_connections.max(1)),
+        Engine::MySql => (url, options.max_connections.max(1)),
     };
     let pool = AnyPoolOptions::new()
         .max_connections(max)
@@ -57,7 +94,7 @@ pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, max_connect
             Box::pin(async move {
                 if engine == Engine::Sqlite {
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                    sqlx::query(options.sqlite_sync.pragma()).execute(&mut *conn).await?;
                     sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                 }
@@ -73,7 +110,29 @@ pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, max_connect
     };
     crate::infra::schema::take_over(&pool, engine, migrator).await?;
     migrator.run(&pool).await.context("running database migrations")?;
-    Ok(Db { pool, engine })
+    let read = match engine {
+        Engine::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => sqlite_reader(&url).await?,
+        _ => pool.clone(),
+    };
+    Ok(Db { pool, read, engine })
+}
+
+/// The read-only pool beside a SQLite file's writer (after the writer made the file and set
+/// WAL mode, which the file keeps).
+async fn sqlite_reader(url: &str) -> anyhow::Result<AnyPool> {
+    let file = url.split('?').next().unwrap_or(url);
+    AnyPoolOptions::new()
+        .max_connections(SQLITE_READERS)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                Ok(())
+            })
+        })
+        .connect(&format!("{file}?mode=ro"))
+        .await
+        .with_context(|| format!("opening {file} for reading"))
 }
 
 /// A URL with any password replaced by `***`, for logs and errors.

@@ -103,7 +103,9 @@ impl Base {
             c.peer_public_keys_file.as_deref(),
             &names.env("PEER_PUBLIC_KEYS"),
         )?;
-        let db = crate::infra::db::connect(&c.database_url, sqlite, mysql, c.db_max_connections).await?;
+        let options =
+            crate::infra::db::Options { max_connections: c.db_max_connections, sqlite_sync: c.sqlite_synchronous };
+        let db = crate::infra::db::connect(&c.database_url, sqlite, mysql, options).await?;
         let mq = Arc::new(MqRuntime::new(names.bank)?);
         let shared = Shared {
             names,
@@ -144,13 +146,15 @@ impl Base {
         TxProducer::start(&self.shared.mq, config, self.signer.clone(), tx).await
     }
 
-    /// The bank's push consumer of `topic` in `group`, `threads` messages at once.
+    /// The bank's push consumer of `topic` in `group`: `threads` batches at once, each of up to
+    /// `batch` messages.
     pub async fn consumer<S: BankSettings, H: Handler>(
         &self,
         settings: &S,
         group: &str,
         topic: &str,
         threads: u32,
+        batch: u32,
         handler: H,
     ) -> anyhow::Result<PushConsumer> {
         let c = settings.common();
@@ -160,6 +164,7 @@ impl Base {
             topic: topic.to_owned(),
             max_reconsume_times: c.max_reconsume_times,
             threads,
+            batch,
         };
         PushConsumer::start(&self.shared.mq, &config, handler).await
     }
@@ -228,6 +233,7 @@ impl<S: Service> App<S> {
             mq.shutdown().await;
         }
         db.pool.close().await;
+        db.read.close().await;
         served.with_context(|| format!("{name} HTTP server"))
     }
 }

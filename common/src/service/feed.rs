@@ -7,11 +7,11 @@
 //! one transaction that first locks the `feed_sequencer` row: positions are handed out one
 //! batch at a time, and a batch becomes visible atomically, so a reader that sees position p
 //! sees every position below p. The writers' hot path takes no extra lock; the feed trails
-//! commits by at most one sequencer tick.
+//! commits by at most one sequencer run, and runs start at least [`COALESCE`] apart.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyPool};
@@ -45,6 +45,9 @@ pub struct Page<T> {
 
 /// Rows sequenced per sequencer transaction.
 const BATCH: i64 = 500;
+/// The shortest time between two sequencer runs: the most the feed trails a commit under load
+/// (plus one run).
+pub const COALESCE: Duration = Duration::from_millis(50);
 
 /// Which rows of which table a sequencer numbers. The table has a nullable, unique
 /// `feed_pos` column and the database a one-row `feed_sequencer (id = 1, last_pos)`.
@@ -83,24 +86,46 @@ impl FeedTable {
             tx.rollback().await?;
             return Ok(0);
         }
-        let update = format!("UPDATE {} SET feed_pos = ? WHERE {} = ?", self.table, self.key);
+        // One statement for the whole batch: CASE key WHEN k1 THEN p1 … END WHERE key IN (k1, …).
+        let update = format!(
+            "UPDATE {table} SET feed_pos = CASE {key} {whens} END WHERE {key} IN ({keys})",
+            table = self.table,
+            key = self.key,
+            whens = vec!["WHEN ? THEN ?"; keys.len()].join(" "),
+            keys = vec!["?"; keys.len()].join(", ")
+        );
+        let mut q = sqlx::query(&update);
         for (key,) in &keys {
             last += 1;
-            sqlx::query(&update).bind(last).bind(key).execute(&mut *tx).await?;
+            q = q.bind(key).bind(last);
         }
+        for (key,) in &keys {
+            q = q.bind(key);
+        }
+        q.execute(&mut *tx).await?;
         sqlx::query("UPDATE feed_sequencer SET last_pos = ? WHERE id = 1").bind(last).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(keys.len())
     }
 
-    /// Runs the sequencer until `stop` resolves: after every commit it is told of, and at least
-    /// every 250 ms (rows committed by other instances, or missed notifications).
+    /// Runs the sequencer until `stop` resolves: after the commits it is told of, and at least
+    /// every 250 ms (rows committed by other instances, or missed notifications). Runs start
+    /// at least [`COALESCE`] apart, so under load one transaction sequences the commits of a
+    /// whole window instead of one each.
     pub async fn run<K>(self, pool: AnyPool, wake: Arc<Notify>, stop: impl Future<Output = ()>)
     where
         K: for<'r> sqlx::Decode<'r, Any> + for<'q> sqlx::Encode<'q, Any> + sqlx::Type<Any> + Send + Sync + Unpin,
     {
         tokio::pin!(stop);
+        let mut last_run: Option<Instant> = None;
         loop {
+            if let Some(wait) = last_run.and_then(|t| COALESCE.checked_sub(t.elapsed())) {
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(wait) => {},
+                }
+            }
+            last_run = Some(Instant::now());
             loop {
                 match self.sequence_once::<K>(&pool).await {
                     Ok(n) if n as i64 == BATCH => continue,

@@ -38,12 +38,18 @@ pub async fn quarantine(pool: &AnyPool, msg: &MessageExt, code: Code, detail: &s
 
 /// A bank's consumer of the other bank's messages.
 pub trait Inbound: Send + Sync + 'static {
-    type Body: Body + Send;
+    type Body: Body + Send + Sync;
     /// The other bank's public keys.
     fn peers(&self) -> &PeerKeys;
     fn pool(&self) -> &AnyPool;
     /// Applies a message that opened (signed by the peer, well-formed).
     fn apply(&self, msg: &MessageExt, body: Self::Body) -> impl Future<Output = Ack> + Send;
+    /// Applies several opened messages at once, all or none: true when every one was applied
+    /// as [`Inbound::apply`] would have applied it alone; false when none was, and each then
+    /// goes through `apply`. The default applies none.
+    fn apply_all(&self, _batch: &[(&MessageExt, &Self::Body)]) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
     /// Told of every message quarantined (for metrics).
     fn quarantined(&self, _code: Code) {}
 }
@@ -54,6 +60,24 @@ impl<T: Inbound> Handler for T {
             Ok(body) => self.apply(msg, body).await,
             Err((code, detail)) => keep(self, msg, code, &detail).await,
         }
+    }
+
+    /// Opens every message; tries the ones that opened together ([`Inbound::apply_all`]), and
+    /// otherwise one by one. What did not open is quarantined, each on its own.
+    async fn handle_batch(&self, msgs: &[&MessageExt]) -> Vec<Ack> {
+        let opened: Vec<_> = msgs.iter().map(|m| open::<T::Body>(m, self.peers())).collect();
+        let batch: Vec<(&MessageExt, &T::Body)> =
+            msgs.iter().zip(&opened).filter_map(|(m, o)| o.as_ref().ok().map(|b| (*m, b))).collect();
+        let all_applied = batch.len() > 1 && self.apply_all(&batch).await;
+        let mut acks = Vec::with_capacity(msgs.len());
+        for (msg, opened) in msgs.iter().zip(opened) {
+            acks.push(match opened {
+                Ok(_) if all_applied => Ack::Done,
+                Ok(body) => self.apply(msg, body).await,
+                Err((code, detail)) => keep(self, msg, code, &detail).await,
+            });
+        }
+        acks
     }
 }
 

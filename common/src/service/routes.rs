@@ -48,7 +48,7 @@ struct AccountView {
 async fn account_view<S: Service>(State(state): State<S>, Path(no): Path<String>) -> Result<Json<AccountView>> {
     let no = AccountNo::parse(&no).map_err(|e| Error::bad_request(Code::InvalidAccount, e.to_string()))?;
     let shared = state.shared();
-    let a = account(&shared.db.pool, &no).await?.ok_or_else(|| {
+    let a = account(&shared.db.read, &no).await?.ok_or_else(|| {
         Error::not_found(Code::UnknownAccount, format!("account {no} does not exist at {}", shared.names.bank))
     })?;
     Ok(Json(AccountView {

@@ -26,6 +26,10 @@ pub struct Common {
     /// Pool size for MySQL (SQLite always uses one connection).
     #[arg(long, env = "{BANK}_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+    /// SQLite only: `full` (a commit survives a power cut) or `normal` (it survives a crash of
+    /// the process; the last commits before a power cut may be lost). docs/PERFORMANCE.md.
+    #[arg(long, env = "{BANK}_SQLITE_SYNCHRONOUS", value_enum, default_value_t = crate::infra::db::SqliteSync::Full)]
+    pub sqlite_synchronous: crate::infra::db::SqliteSync,
     /// RocketMQ name server(s), host:port[;host:port].
     #[arg(long, env = "NAMESRV_ADDR", default_value = crate::infra::mq::DEFAULT_NAMESRV)]
     pub namesrv_addr: String,

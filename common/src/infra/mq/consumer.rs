@@ -5,7 +5,8 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use rocketmq_client_rust::{
     ClientResult, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, DefaultMQPushConsumer, MQPushConsumer,
@@ -26,14 +27,29 @@ pub enum Ack {
     Retry,
 }
 
-/// Handles one delivered message.
+/// Handles delivered messages.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, msg: &MessageExt) -> impl Future<Output = Ack> + Send;
+
+    /// Handles a batch: one answer per message, in order, each as [`Handler::handle`] would
+    /// give it alone. The default handles them one by one.
+    fn handle_batch(&self, msgs: &[&MessageExt]) -> impl Future<Output = Vec<Ack>> + Send {
+        async move {
+            let mut acks = Vec::with_capacity(msgs.len());
+            for msg in msgs {
+                acks.push(self.handle(msg).await);
+            }
+            acks
+        }
+    }
 }
 
 struct Listener<H> {
     handler: Arc<H>,
     handle: Handle,
+    /// The consumer itself, to send a batch's failed messages back one by one (set once it is
+    /// built; weak, as the consumer holds this listener).
+    consumer: Arc<OnceLock<Weak<RwLock<DefaultMQPushConsumer>>>>,
 }
 
 impl<H: Handler> MessageListenerConcurrently for Listener<H> {
@@ -42,15 +58,49 @@ impl<H: Handler> MessageListenerConcurrently for Listener<H> {
         msgs: &[&MessageExt],
         _ctx: &ConsumeConcurrentlyContext,
     ) -> ClientResult<ConsumeConcurrentlyStatus> {
-        let mut status = ConsumeConcurrentlyStatus::ConsumeSuccess;
-        for msg in msgs {
-            if self.handle.block_on(self.handler.handle(msg)) == Ack::Retry {
-                status = ConsumeConcurrentlyStatus::ReconsumeLater;
-            }
+        let acks = self.handle.block_on(self.handler.handle_batch(msgs));
+        let failed: Vec<&MessageExt> =
+            msgs.iter().zip(&acks).filter(|(_, a)| **a == Ack::Retry).map(|(m, _)| *m).collect();
+        if failed.is_empty() {
+            return Ok(ConsumeConcurrentlyStatus::ConsumeSuccess);
         }
-        Ok(status)
+        // The client can only retry a whole batch. Its mates were applied; only the failed
+        // messages go back, each onto the retry ladder as the client would send it (delay
+        // level 0: the broker's next level for its reconsume_times). If one cannot be sent back,
+        // the whole batch is retried: its applied mates come back as duplicates, which the
+        // handler acks without applying them again.
+        if msgs.len() > 1 {
+            tracing::debug!(failed = failed.len(), batch = msgs.len(), "sending a batch's failed messages back alone");
+        }
+        if msgs.len() > 1 && failed.iter().all(|m| self.send_back(m)) {
+            return Ok(ConsumeConcurrentlyStatus::ConsumeSuccess);
+        }
+        Ok(ConsumeConcurrentlyStatus::ReconsumeLater)
     }
 }
+
+impl<H> Listener<H> {
+    /// Sends `msg` back to the broker's retry ladder. False when it could not (the consumer is
+    /// stopping, or the broker did not take it).
+    fn send_back(&self, msg: &MessageExt) -> bool {
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else { return false };
+        self.handle.block_on(async {
+            // Bounded: shutdown holds the write lock while the consume threads drain.
+            let Ok(mut c) = tokio::time::timeout(SEND_BACK_LOCK_WAIT, consumer.write()).await else { return false };
+            let broker = msg.broker_name().to_string();
+            match c.send_message_back(msg.clone(), 0, &broker).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(msg_id = %msg.msg_id(), error = %e, "could not send a failed message back; retrying its batch");
+                    false
+                }
+            }
+        })
+    }
+}
+
+/// How long a consume thread waits for the consumer to send a failed message back.
+const SEND_BACK_LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// Where and as whom a consumer reads.
 #[derive(Debug, Clone)]
@@ -62,6 +112,8 @@ pub struct ConsumerConfig {
     pub max_reconsume_times: i32,
     /// Messages handled at once.
     pub threads: u32,
+    /// Messages handed to the handler together ([`Handler::handle_batch`]); 1: one at a time.
+    pub batch: u32,
 }
 
 /// The started consumer; cheap to clone, shared with the admin API (pause/resume).
@@ -79,7 +131,7 @@ impl PushConsumer {
             .consumer_group(config.group.clone())
             .name_server_addr(config.namesrv.clone())
             .max_reconsume_times(config.max_reconsume_times)
-            .consume_message_batch_max_size(1)
+            .consume_message_batch_max_size(config.batch.max(1))
             .consume_thread_min(config.threads)
             .consume_thread_max(config.threads)
             .build();
@@ -87,10 +139,21 @@ impl PushConsumer {
             .subscribe(config.topic.as_str(), "*")
             .await
             .map_err(|e| anyhow::anyhow!("subscribing to {}: {e}", config.topic))?;
+        let consumer = Arc::new(OnceLock::new());
+        inner.register_message_listener_concurrently(Listener {
+            handler: Arc::new(handler),
+            handle: Handle::current(),
+            consumer: Arc::clone(&consumer),
+        });
+        let inner = Arc::new(RwLock::new(inner));
+        let _ = consumer.set(Arc::downgrade(&inner));
         inner
-            .register_message_listener_concurrently(Listener { handler: Arc::new(handler), handle: Handle::current() });
-        inner.start().await.map_err(|e| anyhow::anyhow!("starting the consumer {}: {e}", config.group))?;
-        Ok(Self { inner: Arc::new(RwLock::new(inner)), paused: Arc::default() })
+            .write()
+            .await
+            .start()
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the consumer {}: {e}", config.group))?;
+        Ok(Self { inner, paused: Arc::default() })
     }
 
     /// Stops pulling (messages pile up at the broker; nothing is lost).

@@ -69,6 +69,10 @@ pub struct Options {
 
 /// Read-only SQLite connections per bank.
 const SQLITE_READERS: u32 = 4;
+/// How long a query waits for a pooled connection (writer and reader pools alike).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long SQLite waits for a lock before `SQLITE_BUSY` (writer and readers alike).
+const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 
 /// Connects (creating a SQLite file if needed) and runs the bank's migrations, after taking
 /// over a database that ran the squashed ones ([`crate::infra::schema`]).
@@ -89,13 +93,13 @@ pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, options: Op
     };
     let pool = AnyPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if engine == Engine::Sqlite {
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                     sqlx::query(options.sqlite_sync.pragma()).execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    sqlx::query(SQLITE_BUSY_TIMEOUT).execute(&mut *conn).await?;
                     sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                 }
                 Ok(())
@@ -123,10 +127,10 @@ async fn sqlite_reader(url: &str) -> anyhow::Result<AnyPool> {
     let file = url.split('?').next().unwrap_or(url);
     AnyPoolOptions::new()
         .max_connections(SQLITE_READERS)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _| {
             Box::pin(async move {
-                sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                sqlx::query(SQLITE_BUSY_TIMEOUT).execute(&mut *conn).await?;
                 Ok(())
             })
         })

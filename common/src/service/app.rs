@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::middleware::from_fn_with_state;
 use axum::Router;
-use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -87,14 +86,12 @@ pub struct Base {
 }
 
 impl Base {
-    /// Reads the keys, connects and migrates the database (`sqlite` or `mysql` migrations),
-    /// and starts the MQ client runtime. `cursor` names the bank's reconciliation cursor.
-    pub async fn open<S: BankSettings>(
-        settings: &S,
-        [sqlite, mysql]: &[Migrator; 2],
-        cursor: &'static str,
-    ) -> anyhow::Result<Self> {
+    /// Reads the keys, connects and migrates the database (the bank's migrations,
+    /// [`BankSettings::MIGRATORS`]), and starts the MQ client runtime. `cursor` names the bank's
+    /// reconciliation cursor.
+    pub async fn open<S: BankSettings>(settings: &S, cursor: &'static str) -> anyhow::Result<Self> {
         let names = S::NAMES;
+        let [sqlite, mysql] = S::MIGRATORS;
         let c = settings.common();
         let signer =
             Signer::from_setting(c.signing_key.as_deref(), c.signing_key_file.as_deref(), &names.env("SIGNING_KEY"))?;
@@ -202,7 +199,7 @@ impl<S: Service> App<S> {
 
     /// Starts on a listener bound beforehand (a stack that must know both banks' ports first).
     pub async fn build_on(settings: S::Settings, listener: TcpListener) -> anyhow::Result<Self> {
-        let base = Base::open(&settings, <S::Settings as BankSettings>::MIGRATORS, <S as Reconciler>::CURSOR).await?;
+        let base = Base::open(&settings, <S as Reconciler>::CURSOR).await?;
         let state = S::start(settings, base).await?;
         Ok(Self { listener, state })
     }

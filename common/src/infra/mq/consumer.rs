@@ -71,9 +71,9 @@ impl<H: Handler> MessageListenerConcurrently for Listener<H> {
         // handler acks without applying them again.
         if msgs.len() > 1 {
             tracing::debug!(failed = failed.len(), batch = msgs.len(), "sending a batch's failed messages back alone");
-        }
-        if msgs.len() > 1 && failed.iter().all(|m| self.send_back(m)) {
-            return Ok(ConsumeConcurrentlyStatus::ConsumeSuccess);
+            if failed.iter().all(|m| self.send_back(m)) {
+                return Ok(ConsumeConcurrentlyStatus::ConsumeSuccess);
+            }
         }
         Ok(ConsumeConcurrentlyStatus::ReconsumeLater)
     }

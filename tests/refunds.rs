@@ -165,6 +165,7 @@ async fn dlq_refund_returns_funds_once() {
     let tx = tx_no(&app.transfer("60.00").await);
     app.wait_in_dlq(&tx, TO_DLQ).await;
     assert!(app.bank2_metric("bank2_dead_letters_total").await >= 1);
+    assert_eq!(app.bank2_metric("bank2_dlq_size").await, 1);
     assert_eq!(app.balance1("1").await, "940.00");
 
     // Refused where it does not apply.
@@ -181,6 +182,12 @@ async fn dlq_refund_returns_funds_once() {
     assert_eq!(app.balance1("1").await, "1000.00");
     assert_eq!(app.credit(&tx).await["source"], "DLQ_REFUND");
     assert_eq!(app.bank2_metric("bank2_rejections_total{source=\"DLQ_REFUND\"}").await, 1);
+    assert_eq!(app.bank2_metric("bank2_dlq_size").await, 0, "refunded: no longer waiting");
+    let refunded = "bank1_refunds_total{source=\"MQ\",outcome=\"refunded\"}";
+    poll_until("bank1 counts the refund", DELIVERY, || async {
+        (app.metric(&app.bank1_url, refunded).await == 1).then_some(())
+    })
+    .await;
 
     // Once: a second refund changes nothing, and redrive no longer credits it, fault or not.
     let (status, second) = app.dlq_refund(&tx).await;

@@ -79,6 +79,20 @@ async fn happy_path() {
     assert_eq!(t["status"], "COMMITTED");
     assert_eq!(t["amount"], "100.00");
 
+    // Each bank's /metrics counts its own side, once.
+    let bank1 = |name: &'static str| app.metric(&app.bank1_url, name);
+    assert_eq!(bank1("bank1_transfers_total{status=\"COMMITTED\"}").await, 1);
+    assert_eq!(bank1("bank1_local_transactions_total{outcome=\"committed\",answer=\"COMMIT\"}").await, 1);
+    assert_eq!(bank1("http_requests_total{route=\"/api/transfers\",method=\"POST\",status=\"201\"}").await, 1);
+    assert_eq!(bank1("bank2_credits_total").await, 0, "bank1 does not see bank2's counters");
+    poll_until("bank2 counts the credit and its latency", DELIVERY, || async {
+        let credits = app.bank2_metric("bank2_credits_total{source=\"MQ\"}").await;
+        let timed = app.bank2_metric("bank2_debit_to_credit_seconds_count{source=\"MQ\"}").await;
+        (credits == 1 && timed == 1).then_some(())
+    })
+    .await;
+    assert_eq!(app.bank2_metric("bank1_transfers_total").await, 0, "bank2 does not see bank1's counters");
+
     app.assert_conserved(0).await;
     app.shutdown().await;
 }
@@ -165,6 +179,10 @@ async fn idempotent_retry_debits_once() {
         .await;
     assert_eq!(s3, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(other["error"]["code"], "idempotency_key_reused");
+    assert_eq!(app.metric(&app.bank1_url, "bank1_idempotency_replays_total").await, 1);
+    let refused = "bank1_transfers_refused_total{code=\"idempotency_key_reused\"}";
+    assert_eq!(app.metric(&app.bank1_url, refused).await, 1);
+    assert_eq!(app.metric(&app.bank1_url, "bank1_transfers_total").await, 1, "one transfer ran");
     app.wait_credited(first["tx_no"].as_str().unwrap(), DELIVERY).await;
     assert_eq!(app.balance1("1").await, "975.00");
     assert_eq!(app.balance2("2").await, "25.00");
@@ -227,6 +245,9 @@ async fn unknown_resolved_by_check_back() {
     // Only the broker's check-back can commit the message now.
     let credit = app.wait_credited(tx_no, DELIVERY).await;
     assert_eq!(credit["source"], "MQ");
+    let answered = "bank1_local_transactions_total{outcome=\"committed\",answer=\"UNKNOWN\"}";
+    assert_eq!(app.metric(&app.bank1_url, answered).await, 1);
+    assert!(app.metric(&app.bank1_url, "bank1_check_backs_total{answer=\"COMMIT\"}").await >= 1);
     assert_eq!(app.balance2("2").await, "60.00");
     app.assert_conserved(0).await;
     app.shutdown().await;
@@ -317,6 +338,12 @@ async fn bank2_failure_retries_16_times_then_dlq() {
     seen.dedup();
     assert_eq!(seen, (0..=16).collect::<Vec<_>>(), "reconsume_times 0..=16 were seen: {attempts:?}");
     assert!(attempts.iter().all(|a| a["error"].as_str().unwrap().contains("consume_fail_at_least")));
+    for rung in 0..=16 {
+        let failed = format!("bank2_failed_deliveries_total{{reconsume_times=\"{rung}\"}}");
+        assert!(app.bank2_metric(&failed).await >= 1, "{failed}");
+    }
+    assert!(app.bank2_metric("bank2_dead_letters_total").await >= 1);
+    assert_eq!(app.bank2_metric("bank2_dlq_size").await, 1, "waiting for an operator");
 
     // Dead-lettered: while the consumer goes on with other transfers, no more deliveries of
     // this one and nothing credited; its 60.00 is committed at bank1 and pending

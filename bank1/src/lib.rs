@@ -8,9 +8,11 @@
 //! - [`producer`]: the debit as a local transaction, and the check-back.
 //! - [`transfers`]: the transfer flow and its reply.
 //! - [`refund`]: refund notices (consumer) and the rejection feed (reconciler).
+//! - [`metrics`]: bank1's own metrics (transfers, local transactions, check-backs, refunds,
+//!   Idempotency-Key replays) at `GET /metrics`.
 //! - [`faults`]: operator fault injection by amount threshold.
 //! - [`http`]: the API (`/api/transfers`; with the shared `/api/accounts`, `/api/quarantine`,
-//!   `/admin/faults`, `/admin/reconcile` and `/health`).
+//!   `/metrics`, `/admin/faults`, `/admin/reconcile` and `/health`).
 //!
 //! [`AppState`] is the [`Service`](common::service::app::Service) that the shared [`App`]
 //! skeleton runs; `main.rs` is one line.
@@ -20,6 +22,7 @@
 pub use common::service::error;
 pub mod faults;
 pub mod http;
+pub mod metrics;
 pub mod producer;
 pub mod refund;
 pub mod settings;
@@ -32,15 +35,14 @@ use common::domain::message;
 use common::infra::mq::consumer::PushConsumer;
 use common::infra::mq::tx::TxProducer;
 use common::service::app::{Background, Base, Service, Shared};
+use common::service::inbox::Inbox;
 
 use crate::faults::FaultSwitch;
+use crate::metrics::Metrics;
 pub use crate::settings::Settings;
 
 /// Refund notices handled at once (they are rare).
 const REFUND_CONSUME_THREADS: u32 = 2;
-
-/// bank1, built and serving.
-pub type App = common::service::app::App<AppState>;
 
 /// Everything a request handler needs.
 #[derive(Clone)]
@@ -53,8 +55,12 @@ pub struct AppState {
     /// The refund-notice consumer.
     pub refunds: PushConsumer,
     pub faults: FaultSwitch,
+    pub metrics: Metrics,
     pub settings: Arc<Settings>,
 }
+
+/// bank1, built and serving.
+pub type App = common::service::app::App<AppState>;
 
 impl Service for AppState {
     type Settings = Settings;
@@ -65,14 +71,16 @@ impl Service for AppState {
     async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
         let faults = FaultSwitch::new(settings.faults);
         let pool = base.shared.db.pool.clone();
-        let debit = producer::DebitTx { pool: pool.clone(), faults: faults.clone() };
+        let metrics = Metrics::new(base.shared.metrics.clone());
+        let debit = producer::DebitTx { pool: pool.clone(), faults: faults.clone(), metrics: metrics.clone() };
         let (group, topic) = (&settings.common.producer_group, &settings.common.topic);
         let publisher = base.producer(&settings, group, topic, message::TRANSFER_TAG, debit).await?;
-        let refunds = refund::Refunds { pool, peers: base.peers.clone() };
+        let refunds = refund::Refunds { inbox: Inbox { peers: base.peers.clone(), pool }, metrics: metrics.clone() };
         let (group, topic) = (&settings.common.consumer_group, &settings.common.refund_topic);
         let refunds = base.consumer(&settings, group, topic, REFUND_CONSUME_THREADS, 1, refunds).await?;
         let shared = base.shared;
-        Ok(AppState { shared, feed_wake: Arc::default(), publisher, refunds, faults, settings: Arc::new(settings) })
+        let settings = Arc::new(settings);
+        Ok(AppState { shared, feed_wake: Arc::default(), publisher, refunds, faults, metrics, settings })
     }
 
     fn parts(&self) -> (&Shared, &FaultSwitch) {

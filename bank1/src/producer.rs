@@ -10,7 +10,8 @@ use rocketmq_client_rust::LocalTransactionState;
 use sqlx::AnyPool;
 
 use crate::faults::{FaultSwitch, Faults};
-use crate::store::{self, NewTransfer, Status};
+use crate::metrics::Metrics;
+use crate::store::{self, Facts, NewTransfer, Status};
 
 /// What the local transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,7 @@ impl Refusal {
 pub struct DebitTx {
     pub pool: AnyPool,
     pub faults: FaultSwitch,
+    pub metrics: Metrics,
 }
 
 impl LocalTransaction for DebitTx {
@@ -59,11 +61,14 @@ impl LocalTransaction for DebitTx {
         let outcome = run_local_tx(&self.pool, msg, faults).await;
         let state = answer(&outcome, msg, faults);
         tracing::info!(tx_no = %msg.tx_no, ?outcome, ?state, "local transaction done");
+        self.metrics.local_transaction(&outcome, state);
         ((outcome, state), state)
     }
 
     async fn check(&self, msg: &MessageExt) -> LocalTransactionState {
-        check_back(&self.pool, msg, self.faults.get()).await
+        let answer = check_back(&self.pool, msg, self.faults.get()).await;
+        self.metrics.check_back(answer);
+        answer
     }
 }
 
@@ -139,13 +144,8 @@ pub async fn check_back(pool: &AnyPool, msg: &MessageExt, faults: Faults) -> Loc
                 return LocalTransactionState::RollbackMessage;
             };
             fallback = tx_no;
-            NewTransfer {
-                tx_no: fallback.as_str(),
-                from_account: "",
-                to_account: "",
-                amount: 0,
-                created_at: common::now_ms(),
-            }
+            let transfer = Facts { tx_no: fallback.as_str(), from_account: "", to_account: "", amount: 0 };
+            NewTransfer { transfer, created_at: common::now_ms() }
         }
     };
     match store::tombstone(pool, &t, "check-back: no local transaction committed").await {
@@ -160,7 +160,7 @@ pub async fn check_back(pool: &AnyPool, msg: &MessageExt, faults: Faults) -> Loc
         }
         Ok(_) => LocalTransactionState::RollbackMessage,
         Err(e) => {
-            tracing::warn!(tx_no = %t.tx_no, error = %e, "check-back could not read the database; answering UNKNOWN");
+            tracing::warn!(tx_no = %t.transfer.tx_no, error = %e, "check-back could not read the database; answering UNKNOWN");
             LocalTransactionState::Unknown
         }
     }

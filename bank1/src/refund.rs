@@ -6,48 +6,44 @@
 //! nothing, and anything else is quarantined — a refund never mints money.
 
 use common::domain::message::RefundNotice;
-use common::domain::signing::PeerKeys;
 use common::infra::mq::consumer::Ack;
 use common::infra::mq::MessageExt;
 use common::service::app::Service;
 use common::service::error::Result;
 use common::service::feed::{Page, RejectionEntry};
-use common::service::inbox::{self, Inbound};
+use common::service::inbox::{self, Inbound, Inbox};
 use common::service::quarantine::Code;
 use common::service::reconcile::{Applied, FeedEntry, Labels, Reconciler};
 use sqlx::AnyPool;
 
-use crate::store::{self, Refund, RefundFacts};
+use crate::metrics::Metrics;
+use crate::store::{self, Facts, Refund, RefundRequest};
 use crate::AppState;
 
 /// The refund consumer's handler.
 pub struct Refunds {
-    pub pool: AnyPool,
-    /// bank2's public keys.
-    pub peers: PeerKeys,
+    /// bank2's public keys and bank1's database.
+    pub inbox: Inbox,
+    pub metrics: Metrics,
 }
 
 impl Inbound for Refunds {
     type Body = RefundNotice;
 
-    fn peers(&self) -> &PeerKeys {
-        &self.peers
-    }
-
-    fn pool(&self) -> &AnyPool {
-        &self.pool
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
     }
 
     async fn apply(&self, msg: &MessageExt, notice: RefundNotice) -> Ack {
-        let facts = RefundFacts {
+        let transfer = Facts {
             tx_no: notice.tx_no.as_str(),
             from_account: notice.from_account.as_str(),
             to_account: notice.to_account.as_str(),
             amount: notice.amount.minor(),
-            reason: &notice.reason,
-            source: "MQ",
         };
-        match apply(&self.pool, &facts).await {
+        match apply(&self.inbox.pool, &self.metrics, &RefundRequest { transfer, reason: &notice.reason, source: "MQ" })
+            .await
+        {
             Ok(Refund::Refunded | Refund::AlreadyRefunded) => Ack::Done,
             Ok(Refund::Conflicting(d)) => inbox::keep(self, msg, Code::ConflictingDuplicate, &d).await,
             Ok(Refund::Unmatched(d)) => inbox::keep(self, msg, Code::Unmatched, &d).await,
@@ -60,15 +56,17 @@ impl Inbound for Refunds {
 }
 
 /// Applies a refund and logs what it did (WARN: a returned transfer is worth an alert).
-async fn apply(pool: &AnyPool, f: &RefundFacts<'_>) -> sqlx::Result<Refund> {
-    let r = store::refund(pool, f).await?;
+async fn apply(pool: &AnyPool, metrics: &Metrics, req: &RefundRequest<'_>) -> sqlx::Result<Refund> {
+    let r = store::refund(pool, req).await?;
+    metrics.refund(req.source, &r);
+    let f = &req.transfer;
     match &r {
         Refund::Refunded => tracing::warn!(
-            tx_no = %f.tx_no, amount = %common::domain::money::format_minor(f.amount), from = %f.from_account, reason = %f.reason,
-            source = f.source, "transfer REFUNDED: bank2 returned the funds; the sender is credited back"
+            tx_no = %f.tx_no, amount = %common::domain::money::format_minor(f.amount), from = %f.from_account, reason = %req.reason,
+            source = req.source, "transfer REFUNDED: bank2 returned the funds; the sender is credited back"
         ),
         Refund::AlreadyRefunded => {
-            tracing::info!(tx_no = %f.tx_no, source = f.source, "duplicate refund: already refunded")
+            tracing::info!(tx_no = %f.tx_no, source = req.source, "duplicate refund: already refunded")
         }
         Refund::Conflicting(d) | Refund::Unmatched(d) => {
             tracing::error!(tx_no = %f.tx_no, detail = %d, "refund not applicable")
@@ -97,15 +95,10 @@ impl Reconciler for AppState {
             Ok(a) => a.minor(),
             Err(e) => return Applied::Settled("unusable", format!("amount {:?}: {e}", r.amount)),
         };
-        let facts = RefundFacts {
-            tx_no: &r.tx_no,
-            from_account: &r.from_account,
-            to_account: &r.to_account,
-            amount,
-            reason: &r.reason,
-            source: "RECONCILE",
-        };
-        match apply(self.pool(), &facts).await {
+        let transfer = Facts { tx_no: &r.tx_no, from_account: &r.from_account, to_account: &r.to_account, amount };
+        match apply(self.pool(), &self.metrics, &RefundRequest { transfer, reason: &r.reason, source: "RECONCILE" })
+            .await
+        {
             Ok(Refund::Refunded) => Applied::Now("refunded"),
             Ok(Refund::AlreadyRefunded) => Applied::Before("already_refunded"),
             Ok(Refund::Conflicting(d)) => Applied::Settled("conflicting", d),

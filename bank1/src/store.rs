@@ -47,18 +47,8 @@ pub const TRANSFER_FEED: common::service::feed::FeedTable = common::service::fee
     key: "seq",
     ready: "status IN ('COMMITTED', 'REFUNDED')",
     order: "seq",
+    columns: TRANSFER_COLUMNS,
 };
-
-/// Transfers with `feed_pos > after`, in feed order.
-pub async fn feed_page(pool: &AnyPool, after: i64, limit: i64) -> sqlx::Result<Vec<TransferRow>> {
-    sqlx::query_as::<_, TransferRow>(&format!(
-        "SELECT {TRANSFER_COLUMNS} FROM transfer WHERE feed_pos > ? ORDER BY feed_pos LIMIT ?"
-    ))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
 
 #[tracing::instrument(skip(pool), fields(tx_no = %tx_no))]
 pub async fn transfer(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Option<TransferRow>> {
@@ -68,31 +58,44 @@ pub async fn transfer(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Option<Trans
         .await
 }
 
-/// The facts of one transfer, as inserted.
-#[derive(Debug, Clone)]
-pub struct NewTransfer<'a> {
+/// What makes a transfer: who pays whom how much (minor units), under which tx_no.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
     pub tx_no: &'a str,
     pub from_account: &'a str,
     pub to_account: &'a str,
     pub amount: i64,
+}
+
+impl Facts<'_> {
+    /// True when bank1's row is this transfer (same accounts and amount).
+    fn matches(&self, row: &TransferRow) -> bool {
+        row.from_account == self.from_account && row.to_account == self.to_account && row.amount == self.amount
+    }
+}
+
+/// One transfer, as inserted.
+#[derive(Debug, Clone)]
+pub struct NewTransfer<'a> {
+    pub transfer: Facts<'a>,
     pub created_at: i64,
 }
 
 impl<'a> NewTransfer<'a> {
     pub fn of(msg: &'a common::domain::message::TransferMessage) -> Self {
-        Self {
+        let transfer = Facts {
             tx_no: msg.tx_no.as_str(),
             from_account: msg.from_account.as_str(),
             to_account: msg.to_account.as_str(),
             amount: msg.amount.minor(),
-            created_at: msg.created_at_ms,
-        }
+        };
+        Self { transfer, created_at: msg.created_at_ms }
     }
 }
 
 /// Inserts the transfer row; fails with a unique violation when the tx_no is taken (e.g. by
 /// a check-back tombstone), which is how an in-flight local transaction learns it lost.
-#[tracing::instrument(skip(conn, t), fields(tx_no = %t.tx_no))]
+#[tracing::instrument(skip(conn, t), fields(tx_no = %t.transfer.tx_no))]
 pub async fn insert_transfer(
     conn: &mut AnyConnection,
     t: &NewTransfer<'_>,
@@ -103,10 +106,10 @@ pub async fn insert_transfer(
         "INSERT INTO transfer (tx_no, from_account, to_account, amount, status, reason, created_at, committed_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(t.tx_no)
-    .bind(t.from_account)
-    .bind(t.to_account)
-    .bind(t.amount)
+    .bind(t.transfer.tx_no)
+    .bind(t.transfer.from_account)
+    .bind(t.transfer.to_account)
+    .bind(t.transfer.amount)
     .bind(status.as_str())
     .bind(reason)
     .bind(t.created_at)
@@ -131,7 +134,7 @@ pub async fn debit(conn: &mut AnyConnection, from: &AccountNo, amount: Amount) -
 /// Writes a ROLLED_BACK row for a tx_no unless one exists. Returns the row now in force.
 /// Against an in-flight local transaction this waits for it (row lock / SQLite's single
 /// connection) and then sees its outcome, so the answer is always definitive.
-#[tracing::instrument(skip(pool, t), fields(tx_no = %t.tx_no))]
+#[tracing::instrument(skip(pool, t), fields(tx_no = %t.transfer.tx_no))]
 pub async fn tombstone(pool: &AnyPool, t: &NewTransfer<'_>, reason: &str) -> sqlx::Result<TransferRow> {
     let mut conn = pool.acquire().await?;
     match insert_transfer(&mut conn, t, Status::RolledBack, Some(reason)).await {
@@ -140,7 +143,7 @@ pub async fn tombstone(pool: &AnyPool, t: &NewTransfer<'_>, reason: &str) -> sql
         Err(e) => return Err(e),
     }
     sqlx::query_as::<_, TransferRow>(&format!("SELECT {TRANSFER_COLUMNS} FROM transfer WHERE tx_no = ?"))
-        .bind(t.tx_no)
+        .bind(t.transfer.tx_no)
         .fetch_one(&mut *conn)
         .await
 }
@@ -208,30 +211,28 @@ pub enum Refund {
     Unmatched(String),
 }
 
-/// The facts a refund names.
+/// A refund: the transfer it gives back, why, and who asked (`MQ` or `RECONCILE`).
 #[derive(Debug, Clone)]
-pub struct RefundFacts<'a> {
-    pub tx_no: &'a str,
-    pub from_account: &'a str,
-    pub to_account: &'a str,
-    pub amount: i64,
+pub struct RefundRequest<'a> {
+    pub transfer: Facts<'a>,
     pub reason: &'a str,
     pub source: &'static str,
 }
 
 /// The return of funds, in ONE database transaction: the transfer goes COMMITTED → REFUNDED
 /// (only with the same facts) and the sender is credited back.
-#[tracing::instrument(skip(pool, f), fields(tx_no = %f.tx_no))]
-pub async fn refund(pool: &AnyPool, f: &RefundFacts<'_>) -> sqlx::Result<Refund> {
+#[tracing::instrument(skip(pool, r), fields(tx_no = %r.transfer.tx_no))]
+pub async fn refund(pool: &AnyPool, r: &RefundRequest<'_>) -> sqlx::Result<Refund> {
+    let f = &r.transfer;
     let mut tx = pool.begin().await?;
-    let reason: String = f.reason.chars().take(255).collect();
+    let reason: String = r.reason.chars().take(255).collect();
     let moved = sqlx::query(
         "UPDATE transfer SET status = 'REFUNDED', reason = ?, refunded_at = ?, refund_source = ? \
          WHERE tx_no = ? AND status = 'COMMITTED' AND from_account = ? AND to_account = ? AND amount = ?",
     )
     .bind(&reason)
     .bind(common::now_ms())
-    .bind(f.source)
+    .bind(r.source)
     .bind(f.tx_no)
     .bind(f.from_account)
     .bind(f.to_account)
@@ -261,8 +262,7 @@ pub async fn refund(pool: &AnyPool, f: &RefundFacts<'_>) -> sqlx::Result<Refund>
     else {
         return Ok(Refund::Unmatched(format!("bank1 has no transfer {}", f.tx_no)));
     };
-    let same = t.from_account == f.from_account && t.to_account == f.to_account && t.amount == f.amount;
-    Ok(match (t.status, same) {
+    Ok(match (t.status, f.matches(&t)) {
         (Status::Refunded, true) => Refund::AlreadyRefunded,
         (Status::RolledBack, _) => Refund::Unmatched(format!("transfer {} was never debited", f.tx_no)),
         _ => Refund::Conflicting(format!(

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
 use crate::producer::{LocalOutcome, Refusal};
-use crate::store::{self, NewTransfer, Status, TransferRow};
+use crate::store::{self, Facts, NewTransfer, Status, TransferRow};
 use crate::AppState;
 
 /// A validated transfer request.
@@ -247,12 +247,12 @@ fn fault_note(answered: LocalTransactionState) -> Option<String> {
 impl<'a> NewTransfer<'a> {
     /// The facts of a request's transfer under `tx_no` (for a tombstone that settles it).
     pub fn abandoned(tx_no: &'a str, req: &'a TransferRequest) -> Self {
-        Self {
+        let transfer = Facts {
             tx_no,
             from_account: req.from_account.as_str(),
             to_account: req.to_account.as_str(),
             amount: req.amount.minor(),
-            created_at: common::now_ms(),
-        }
+        };
+        Self { transfer, created_at: common::now_ms() }
     }
 }

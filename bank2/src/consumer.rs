@@ -15,12 +15,10 @@
 //! message that fails is sent back to the retry ladder alone; its batch-mates stay credited.
 
 use common::domain::message::TransferMessage;
-use common::domain::signing::PeerKeys;
 use common::infra::mq::consumer::Ack;
 use common::infra::mq::MessageExt;
-use common::service::inbox::{self, Inbound};
+use common::service::inbox::{self, Inbound, Inbox};
 use common::service::quarantine::Code;
-use sqlx::AnyPool;
 
 use crate::credit::{Credits, Outcome};
 use crate::store::{self, Source};
@@ -28,8 +26,8 @@ use crate::store::{self, Source};
 /// The transfer consumer's handler.
 pub struct Deliveries {
     pub credits: Credits,
-    /// bank1's public keys.
-    pub peers: PeerKeys,
+    /// bank1's public keys and bank2's database.
+    pub inbox: Inbox,
     /// The consumer's `max_reconsume_times`: a failure at this count is the last one.
     pub max_reconsume_times: i32,
 }
@@ -37,12 +35,8 @@ pub struct Deliveries {
 impl Inbound for Deliveries {
     type Body = TransferMessage;
 
-    fn peers(&self) -> &PeerKeys {
-        &self.peers
-    }
-
-    fn pool(&self) -> &AnyPool {
-        &self.credits.pool
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
     }
 
     async fn apply_all(&self, batch: &[(&MessageExt, &TransferMessage)]) -> bool {
@@ -74,6 +68,7 @@ impl Inbound for Deliveries {
             }
             Outcome::Conflicting(detail) => inbox::keep(self, msg, Code::ConflictingDuplicate, &detail).await,
             Outcome::Failed(error) => {
+                self.credits.metrics.failed_delivery(reconsume_times);
                 let pool = &self.credits.pool;
                 let msg_id = msg.msg_id().to_string();
                 if let Err(e) =

@@ -59,7 +59,7 @@ impl Credits {
     #[tracing::instrument(skip(self, msg), fields(tx_no = %msg.tx_no, source = source.as_str()))]
     pub async fn apply(&self, msg: &TransferMessage, source: Source) -> Outcome {
         let outcome = self.apply_inner(msg, source).await;
-        self.metrics.record(source, &outcome);
+        self.metrics.record(msg, source, &outcome);
         outcome
     }
 
@@ -89,8 +89,8 @@ impl Credits {
         }
         match try_credit_all(&self.pool, batch, source).await {
             Ok(true) => {
-                for _ in batch {
-                    self.metrics.record(source, &Outcome::Credited);
+                for msg in batch {
+                    self.metrics.record(msg, source, &Outcome::Credited);
                 }
                 true
             }
@@ -107,7 +107,7 @@ impl Credits {
     #[tracing::instrument(skip(self, msg, reason), fields(tx_no = %msg.tx_no, source = source.as_str()))]
     pub async fn reject(&self, msg: &TransferMessage, reason: &str, source: Source) -> Outcome {
         let outcome = self.reject_inner(msg, reason, source).await;
-        self.metrics.record(source, &outcome);
+        self.metrics.record(msg, source, &outcome);
         outcome
     }
 

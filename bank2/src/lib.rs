@@ -11,10 +11,11 @@
 //! - [`consumer`]: handling one delivered message (signature, parse, apply, quarantine).
 //! - [`reconcile`]: the periodic reconciler over bank1's feed ([`bank1_client`]).
 //! - [`redrive`]: the DLQ: redrive (checked against bank1) and operator refund.
-//! - [`metrics`]: counters behind `GET /metrics`.
+//! - [`metrics`]: bank2's own metrics (credits, rejections, retries, quarantine, DLQ size,
+//!   debit → credit latency) at `GET /metrics`.
 //! - [`faults`]: operator fault injection by amount threshold.
-//! - [`http`]: the API (`/api/credits`, `/api/rejections`, `/admin/dlq/*`, `/admin/consumer/*`,
-//!   `/metrics`; with the shared `/api/accounts`, `/api/quarantine`, `/admin/faults`,
+//! - [`http`]: the API (`/api/credits`, `/api/rejections`, `/admin/dlq/*`, `/admin/consumer/*`;
+//!   with the shared `/api/accounts`, `/api/quarantine`, `/metrics`, `/admin/faults`,
 //!   `/admin/reconcile` and `/health`).
 //!
 //! [`AppState`] is the [`Service`](common::service::app::Service) that the shared [`App`]
@@ -39,6 +40,7 @@ use std::sync::Arc;
 use common::domain::message;
 use common::infra::mq::consumer::PushConsumer;
 use common::service::app::{Background, Base, Service, Shared};
+use common::service::inbox::Inbox;
 
 use crate::bank1_client::Bank1;
 use crate::credit::Credits;
@@ -73,15 +75,15 @@ impl Service for AppState {
     async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
         let faults = FaultSwitch::new(settings.faults);
         let pool = base.shared.db.pool.clone();
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(base.shared.metrics.clone());
         let reject = refund::RejectTx { pool: pool.clone(), faults: faults.clone() };
         let (group, topic) = (&settings.common.producer_group, &settings.common.refund_topic);
         let refunds = base.producer(&settings, group, topic, message::REFUND_TAG, reject).await?;
         let credits =
             Credits { pool, faults: faults.clone(), metrics: metrics.clone(), refunds, feed_wake: Arc::default() };
         let deliveries = consumer::Deliveries {
+            inbox: Inbox { peers: base.peers.clone(), pool: credits.pool.clone() },
             credits: credits.clone(),
-            peers: base.peers.clone(),
             max_reconsume_times: settings.common.max_reconsume_times,
         };
         let (group, topic) = (&settings.common.consumer_group, &settings.common.topic);
@@ -95,6 +97,14 @@ impl Service for AppState {
 
     fn parts(&self) -> (&Shared, &FaultSwitch) {
         (&self.shared, &self.faults)
+    }
+
+    /// The DLQ size, from bank2's own records (see [`store::dead_letters`]).
+    async fn gauges(&self) {
+        match store::dead_letters(&self.shared.db.read, self.settings.common.max_reconsume_times).await {
+            Ok(n) => self.metrics.dlq_size(n),
+            Err(e) => tracing::warn!(error = %e, "could not count the dead letters for /metrics"),
+        }
     }
 
     fn background(&self, bg: &mut Background) {

@@ -1,98 +1,92 @@
-//! Counters behind `GET /metrics` (Prometheus text format). Rejections and dead letters are
-//! the alert hooks: each one also logs at WARN with its tx_no.
+//! bank2's own metrics, beside the ones every bank has (`common::service::metrics`), all at
+//! `GET /metrics`. Rejections and dead letters are the alert hooks: each one also logs at WARN
+//! with its tx_no.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
+use common::domain::message::TransferMessage;
 use common::service::quarantine::Code;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 
 use crate::credit::Outcome;
 use crate::store::Source;
 
-const SOURCES: [Source; 4] = [Source::Mq, Source::Reconcile, Source::DlqRedrive, Source::DlqRefund];
-const CODES: [Code; 4] = [Code::BadSignature, Code::ConflictingDuplicate, Code::Malformed, Code::Unmatched];
-
-#[derive(Debug, Default)]
-pub struct Counters {
-    credited: [AtomicU64; 4],
-    rejected: [AtomicU64; 4],
-    duplicates: AtomicU64,
-    failures: AtomicU64,
-    dead_letters: AtomicU64,
-    quarantined: [AtomicU64; 4],
-}
-
-/// Shared counters.
-#[derive(Debug, Clone, Default)]
-pub struct Metrics(Arc<Counters>);
-
-fn source_index(s: Source) -> usize {
-    SOURCES.iter().position(|x| *x == s).unwrap_or(0)
-}
+/// bank2's recorder (the bank's [`common::infra::metrics::Metrics`]); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics(common::infra::metrics::Metrics);
 
 impl Metrics {
-    pub fn record(&self, source: Source, outcome: &Outcome) {
-        let c = &self.0;
-        let counter = match outcome {
-            Outcome::Credited => &c.credited[source_index(source)],
-            Outcome::Rejected(_) => &c.rejected[source_index(source)],
-            Outcome::AlreadyCredited | Outcome::AlreadyRejected => &c.duplicates,
+    /// Describes bank2's metrics in the bank's recorder.
+    pub fn new(recorder: common::infra::metrics::Metrics) -> Self {
+        recorder.record(|| {
+            describe_counter!("bank2_credits_total", "Transfers credited, by how they arrived.");
+            describe_counter!(
+                "bank2_rejections_total",
+                "Transfers rejected for good (funds returned to bank1), by how they arrived."
+            );
+            describe_counter!(
+                "bank2_duplicate_deliveries_total",
+                "Deliveries of transfers already applied (acked, no effect)."
+            );
+            describe_counter!(
+                "bank2_credit_failures_total",
+                "Failed credit attempts, by how the transfer arrived (each asks for a retry or is parked)."
+            );
+            describe_counter!(
+                "bank2_failed_deliveries_total",
+                "Failed deliveries from the broker, by reconsume_times (the rung of the retry ladder)."
+            );
+            describe_counter!(
+                "bank2_dead_letters_total",
+                "Deliveries that failed their last retry (the broker moves them to the DLQ)."
+            );
+            describe_counter!("bank2_quarantined_total", "Messages quarantined (never applied), by reason.");
+            describe_histogram!(
+                "bank2_debit_to_credit_seconds",
+                Unit::Seconds,
+                "From the debit at bank1 (the transfer's created_at) to its credit at bank2, by how it arrived."
+            );
+            describe_gauge!(
+                "bank2_dlq_size",
+                "Transfers whose last retry failed and that are still not applied (redrive or refund them)."
+            );
+        });
+        Self(recorder)
+    }
+
+    /// Counts what applying `msg` did; a credit also times debit → credit.
+    pub fn record(&self, msg: &TransferMessage, source: Source, outcome: &Outcome) {
+        let source = source.as_str();
+        self.0.record(|| match outcome {
+            Outcome::Credited => {
+                counter!("bank2_credits_total", "source" => source).increment(1);
+                let seconds = common::now_ms().saturating_sub(msg.created_at_ms) as f64 / 1000.0;
+                histogram!("bank2_debit_to_credit_seconds", "source" => source).record(seconds.max(0.0));
+            }
+            Outcome::Rejected(_) => counter!("bank2_rejections_total", "source" => source).increment(1),
+            Outcome::AlreadyCredited | Outcome::AlreadyRejected => {
+                counter!("bank2_duplicate_deliveries_total").increment(1)
+            }
             // Counted when quarantined.
-            Outcome::Conflicting(_) => return,
-            Outcome::Failed(_) => &c.failures,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            Outcome::Conflicting(_) => {}
+            Outcome::Failed(_) => counter!("bank2_credit_failures_total", "source" => source).increment(1),
+        });
+    }
+
+    /// A delivery from the broker failed at this rung of the retry ladder.
+    pub fn failed_delivery(&self, reconsume_times: i32) {
+        let rung = reconsume_times.to_string();
+        self.0.record(|| counter!("bank2_failed_deliveries_total", "reconsume_times" => rung).increment(1));
     }
 
     pub fn quarantined(&self, code: Code) {
-        let i = CODES.iter().position(|x| *x == code).unwrap_or(0);
-        self.0.quarantined[i].fetch_add(1, Ordering::Relaxed);
+        self.0.record(|| counter!("bank2_quarantined_total", "reason" => code.as_str()).increment(1));
     }
 
     pub fn dead_lettered(&self) {
-        self.0.dead_letters.fetch_add(1, Ordering::Relaxed);
+        self.0.record(|| counter!("bank2_dead_letters_total").increment(1));
     }
 
-    pub fn render(&self) -> String {
-        let c = &self.0;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let mut family = |name: &str, help: &str, rows: Vec<(String, u64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (labels, v) in rows {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        let by_source = |a: &[AtomicU64; 4]| -> Vec<(String, u64)> {
-            SOURCES.iter().zip(a).map(|(s, v)| (format!("{{source=\"{}\"}}", s.as_str()), g(v))).collect()
-        };
-        family("bank2_credits_total", "Transfers credited, by how they arrived.", by_source(&c.credited));
-        family(
-            "bank2_rejections_total",
-            "Transfers rejected for good (funds returned to bank1), by how they arrived.",
-            by_source(&c.rejected),
-        );
-        family(
-            "bank2_duplicate_deliveries_total",
-            "Deliveries of transfers already applied (acked, no effect).",
-            vec![(String::new(), g(&c.duplicates))],
-        );
-        family(
-            "bank2_credit_failures_total",
-            "Failed credit attempts (each asks for redelivery or is parked).",
-            vec![(String::new(), g(&c.failures))],
-        );
-        family(
-            "bank2_dead_letters_total",
-            "Deliveries that failed their last retry (the broker moves them to the DLQ).",
-            vec![(String::new(), g(&c.dead_letters))],
-        );
-        family(
-            "bank2_quarantined_total",
-            "Messages quarantined (never applied), by reason.",
-            CODES.iter().zip(&c.quarantined).map(|(k, v)| (format!("{{reason=\"{}\"}}", k.as_str()), g(v))).collect(),
-        );
-        out
+    /// Sets the DLQ size read from bank2's database when scraped.
+    pub fn dlq_size(&self, n: i64) {
+        self.0.record(|| gauge!("bank2_dlq_size").set(n as f64));
     }
 }

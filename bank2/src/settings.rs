@@ -2,8 +2,7 @@
 //! is a flag with an environment variable (env wins in compose).
 
 use clap::Parser;
-use common::infra::mq;
-use common::service::settings::{BankSettings, Common, Names};
+use common::service::settings::Common;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bank2", about = "bank2: consumes transfer messages and credits the receiver exactly once")]
@@ -22,24 +21,4 @@ pub struct Settings {
     pub faults: crate::faults::Faults,
 }
 
-impl BankSettings for Settings {
-    type Faults = crate::faults::Faults;
-    const NAMES: Names = Names {
-        bank: "bank2",
-        peer: "bank1",
-        listen: "127.0.0.1:56082",
-        database_url: "sqlite://data/bank2.db",
-        peer_url: "http://127.0.0.1:56081",
-        producer_group: mq::DEFAULT_REFUND_PRODUCER_GROUP,
-        consumer_group: mq::DEFAULT_CONSUMER_GROUP,
-    };
-    const MIGRATORS: &'static [sqlx::migrate::Migrator; 2] = &crate::store::MIGRATORS;
-
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn common_mut(&mut self) -> &mut Common {
-        &mut self.common
-    }
-}
+common::bank_settings!(Settings: Bank2, faults = crate::faults::Faults, schema = crate::store::MIGRATORS);

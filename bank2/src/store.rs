@@ -162,6 +162,17 @@ pub async fn add_balance(conn: &mut AnyConnection, to: &str, amount: i64) -> sql
     }))
 }
 
+/// The dead letters not applied yet: transfers whose delivery failed at the last rung of the
+/// retry ladder (`reconsume_times >= max`, so the broker moved them to `%DLQ%<group>`) and that
+/// no redrive, refund or reconciliation has applied since. This is the DLQ's size as an
+/// operator acts on it; the topic itself keeps every message until the broker expires it.
+pub async fn dead_letters(pool: &AnyPool, max_reconsume_times: i32) -> sqlx::Result<i64> {
+    let sql = "SELECT COUNT(DISTINCT a.tx_no) FROM delivery_attempt a WHERE a.reconsume_times >= ? \
+               AND NOT EXISTS (SELECT 1 FROM de_duplication d WHERE d.tx_no = a.tx_no)";
+    let (n,): (i64,) = sqlx::query_as(sql).bind(max_reconsume_times).fetch_one(pool).await?;
+    Ok(n)
+}
+
 #[tracing::instrument(skip(pool, error))]
 pub async fn record_attempt(
     pool: &AnyPool,
@@ -171,15 +182,9 @@ pub async fn record_attempt(
     error: &str,
 ) -> sqlx::Result<()> {
     let error: String = error.chars().take(1000).collect();
-    sqlx::query("INSERT INTO delivery_attempt (tx_no, reconsume_times, msg_id, error, at) VALUES (?, ?, ?, ?, ?)")
-        .bind(tx_no)
-        .bind(reconsume_times)
-        .bind(msg_id)
-        .bind(error)
-        .bind(common::now_ms())
-        .execute(pool)
-        .await
-        .map(|_| ())
+    let sql = "INSERT INTO delivery_attempt (tx_no, reconsume_times, msg_id, error, at) VALUES (?, ?, ?, ?, ?)";
+    let q = sqlx::query(sql).bind(tx_no).bind(reconsume_times).bind(msg_id).bind(error).bind(common::now_ms());
+    q.execute(pool).await.map(drop)
 }
 
 #[tracing::instrument(skip(pool))]
@@ -192,23 +197,13 @@ pub async fn attempts(pool: &AnyPool, tx_no: &str) -> sqlx::Result<Vec<Attempt>>
     .await
 }
 
-/// The rejection feed: REJECTED rows with `feed_pos > after`, in feed order.
-pub async fn rejections(pool: &AnyPool, after: i64, limit: i64) -> sqlx::Result<Vec<Applied>> {
-    sqlx::query_as::<_, Applied>(&format!(
-        "SELECT {APPLIED_COLUMNS} FROM de_duplication WHERE feed_pos > ? ORDER BY feed_pos LIMIT ?"
-    ))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
 /// The rejection feed's rows and order (see [`common::feed`]).
 pub const REJECTION_FEED: common::service::feed::FeedTable = common::service::feed::FeedTable {
     table: "de_duplication",
     key: "tx_no",
     ready: "outcome = 'REJECTED'",
     order: "credited_at, tx_no",
+    columns: APPLIED_COLUMNS,
 };
 
 /// State of one attempt to publish a refund notice (`refund_notice.state`).
@@ -218,14 +213,8 @@ pub const NOTICE_ROLLED_BACK: &str = "ROLLED_BACK";
 /// Records a refund-notice attempt; a unique violation means the check-back already wrote
 /// its tombstone (or this attempt ran before).
 pub async fn insert_notice(conn: &mut AnyConnection, notice_id: &str, tx_no: &str, state: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO refund_notice (notice_id, tx_no, state, at) VALUES (?, ?, ?, ?)")
-        .bind(notice_id)
-        .bind(tx_no)
-        .bind(state)
-        .bind(common::now_ms())
-        .execute(conn)
-        .await
-        .map(|_| ())
+    let sql = "INSERT INTO refund_notice (notice_id, tx_no, state, at) VALUES (?, ?, ?, ?)";
+    sqlx::query(sql).bind(notice_id).bind(tx_no).bind(state).bind(common::now_ms()).execute(conn).await.map(drop)
 }
 
 /// The check-back's answer source: the attempt's state, writing a ROLLED_BACK tombstone when

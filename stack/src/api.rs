@@ -74,15 +74,36 @@ impl BankApi {
         common::domain::money::parse_minor(b).map_err(|e| anyhow::anyhow!("balance {b:?}: {e}"))
     }
 
-    /// One sample of `GET /metrics` by its full name with labels (e.g.
-    /// `bank2_credits_total{source="MQ"}`); 0 when absent.
+    /// A value of `GET /metrics` ([`sample`]).
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
         let text = self.request(Method::GET, "/metrics", false).send().await?.text().await?;
-        Ok(text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| l.strip_prefix(name).filter(|rest| rest.starts_with(' ')).map(str::trim))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0))
+        Ok(sample(&text, name))
+    }
+}
+
+/// A value in a Prometheus text exposition: the sample named with its labels as rendered
+/// (`bank2_credits_total{source="MQ"}`), or, for a bare name, the sum over all its label sets
+/// (`bank2_credits_total`); 0 when absent.
+pub fn sample(text: &str, name: &str) -> f64 {
+    let matches = |series: &str| series == name || (!name.contains('{') && series.split('{').next() == Some(name));
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| matches(series))
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample;
+
+    #[test]
+    fn samples_by_series_or_summed_by_name() {
+        let text = "# TYPE c counter\nc{source=\"MQ\"} 2\nc{source=\"RECONCILE\"} 3\nc_other 7\nh_bucket{le=\"1\"} 4\n";
+        assert_eq!(sample(text, "c{source=\"MQ\"}"), 2.0);
+        assert_eq!(sample(text, "c"), 5.0);
+        assert_eq!(sample(text, "c{source=\"DLQ_REFUND\"}"), 0.0);
+        assert_eq!(sample(text, "h"), 0.0);
     }
 }

@@ -125,33 +125,22 @@ impl Servers {
 }
 
 fn namesrv_args(dir: &Path, at: &Placement, port: u16) -> Vec<String> {
-    vec![
-        "namesrv".into(),
-        "--exit-with-parent".into(),
-        "--bind".into(),
-        at.ip.to_string(),
-        "--port".into(),
-        port.to_string(),
-        "--home".into(),
-        dir.join("namesrv").display().to_string(),
-    ]
+    let mut args = server_args("namesrv", at, port);
+    args.extend(["--home".into(), dir.join("namesrv").display().to_string()]);
+    args
 }
 
 fn broker_args(dir: &Path, namesrv_addr: &str, at: &Placement, port: u16, tuning: &BrokerTuning) -> Vec<String> {
-    let mut args: Vec<String> = vec![
-        "broker".into(),
-        "--exit-with-parent".into(),
-        "--namesrv".into(),
-        namesrv_addr.into(),
-        "--bind".into(),
-        at.ip.to_string(),
-        "--port".into(),
-        port.to_string(),
-        "--store".into(),
-        dir.join("broker").display().to_string(),
-    ];
+    let mut args = server_args("broker", at, port);
+    args.extend(["--namesrv".into(), namesrv_addr.into(), "--store".into(), dir.join("broker").display().to_string()]);
     args.extend(tuning.to_args());
     args
+}
+
+/// What both servers are started with: the subcommand, and where they listen.
+fn server_args(server: &str, at: &Placement, port: u16) -> Vec<String> {
+    let (ip, port) = (at.ip.to_string(), port.to_string());
+    [server, "--exit-with-parent", "--bind", &ip, "--port", &port].map(String::from).to_vec()
 }
 
 /// Stops the child in `slot` — SIGKILL when `kill`, else gracefully within `grace` — and

@@ -212,13 +212,14 @@ impl TestStack {
     }
 
     pub async fn bank2_metric(&self, name: &str) -> u64 {
-        let text = self.http.get(format!("{}/metrics", self.bank2_url)).send().await.unwrap().text().await.unwrap();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        self.metric(&self.bank2_url, name).await
+    }
+
+    /// A value of `bank_url`'s `GET /metrics` ([`stack::api::sample`]: a bare name sums its
+    /// label sets).
+    pub async fn metric(&self, bank_url: &str, name: &str) -> u64 {
+        let text = self.http.get(format!("{bank_url}/metrics")).send().await.unwrap().text().await.unwrap();
+        stack::api::sample(&text, name) as u64
     }
 
     /// An operator POST on `bank_url`; asserts 200 and returns the body.

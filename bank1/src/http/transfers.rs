@@ -54,8 +54,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
 async fn create(State(state): State<AppState>, headers: HeaderMap, AppJson(body): AppJson<Value>) -> Result<Response> {
     let req = TransferRequest::from_json(&body)?;
     let key = idempotency_key(&headers)?;
+    let metrics = state.metrics.clone();
     // Detached: dropping this handler (client gone) does not stop the transfer mid-way.
-    tokio::spawn(async move {
+    let answer = tokio::spawn(async move {
         match key {
             Some(key) => create_keyed(&state, &req, &key).await,
             None => {
@@ -65,7 +66,11 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, AppJson(body)
         }
     })
     .await
-    .map_err(|e| anyhow::anyhow!("transfer task failed: {e}"))?
+    .map_err(|e| anyhow::anyhow!("transfer task failed: {e}"))?;
+    if let Err(e) = &answer {
+        metrics.refused(e.code());
+    }
+    answer
 }
 
 /// A transfer under an Idempotency-Key: replay, or claim it (or retake an abandoned claim) and run.
@@ -75,7 +80,10 @@ async fn create_keyed(state: &AppState, req: &TransferRequest, key: &str) -> Res
     for _ in 0..2 {
         if let Some(row) = store::idempotency(pool, key).await? {
             match replay(state, req, key, row).await? {
-                Replayed::Answer(r) => return Ok(r),
+                Replayed::Answer(r) => {
+                    state.metrics.idempotency_replay();
+                    return Ok(r);
+                }
                 Replayed::Retake(old) => {
                     transfers::precheck(state, req).await?;
                     let tx_no = TxNo::new_random();
@@ -102,6 +110,7 @@ async fn create_keyed(state: &AppState, req: &TransferRequest, key: &str) -> Res
 async fn run(state: &AppState, req: &TransferRequest, tx_no: TxNo, key: Option<&str>) -> Result<Response> {
     match transfers::execute(state, req, tx_no.clone()).await {
         Ok(view) => {
+            state.metrics.transfer(&view.status);
             let body = serde_json::to_string(&view).map_err(anyhow::Error::from)?;
             if let Some(key) = key {
                 store::finish_idempotency(
@@ -211,7 +220,7 @@ async fn feed(
     State(state): State<AppState>,
     FeedRequest { after, limit }: FeedRequest,
 ) -> Result<Json<Page<TransferView>>> {
-    let rows = store::feed_page(&state.shared.db.read, after, limit).await?;
+    let rows: Vec<store::TransferRow> = store::TRANSFER_FEED.page(&state.shared.db.read, after, limit).await?;
     let items: Vec<TransferView> = rows.iter().map(TransferView::from_row).collect();
     Ok(Json(Page::after(after, items, |t| t.feed_pos)))
 }

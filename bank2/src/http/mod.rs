@@ -1,10 +1,9 @@
-//! bank2's own HTTP resources: credits, the rejection feed, metrics, and its own operator
-//! endpoints (DLQ, consumer). The routes every bank has (accounts, health, quarantine,
+//! bank2's own HTTP resources: credits, the rejection feed, and its own operator endpoints
+//! (DLQ, consumer). The routes every bank has (accounts, health, quarantine, metrics,
 //! `/admin/faults`, `/admin/reconcile`) come from [`common::service::app::router`].
 
 mod admin;
 mod credits;
-mod metrics;
 mod rejections;
 
 use axum::Router;
@@ -12,7 +11,7 @@ use axum::Router;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(credits::routes()).merge(rejections::routes()).merge(metrics::routes())
+    Router::new().merge(credits::routes()).merge(rejections::routes())
 }
 
 pub use admin::routes as admin_routes;

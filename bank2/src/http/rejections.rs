@@ -19,7 +19,7 @@ async fn feed(
     State(state): State<AppState>,
     FeedRequest { after, limit }: FeedRequest,
 ) -> Result<Json<Page<RejectionEntry>>> {
-    let rows = store::rejections(&state.shared.db.read, after, limit).await?;
+    let rows: Vec<store::Applied> = store::REJECTION_FEED.page(&state.shared.db.read, after, limit).await?;
     let items: Vec<RejectionEntry> = rows
         .into_iter()
         .filter_map(|r| {

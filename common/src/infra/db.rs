@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::Migrator;
+pub use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
 /// Which engine a URL points at; a few statements differ (see each bank's store).

@@ -8,10 +8,12 @@
 //! - [`token`]: bearer tokens (secret, compared in constant time).
 //! - [`clock`]: milliseconds since the epoch, RFC 3339, duration settings.
 //! - [`telemetry`]: tracing set-up (once per process).
+//! - [`metrics`]: each bank's own Prometheus recorder (two banks in one process keep apart).
 //! - [`shutdown`]: the Ctrl-C / SIGTERM future services stop on.
 
 pub mod clock;
 pub mod db;
+pub mod metrics;
 pub mod mq;
 pub mod peer;
 pub mod schema;

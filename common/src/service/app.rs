@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::domain::signing::{PeerKeys, Signer};
 use crate::infra::db::Db;
+use crate::infra::metrics::Metrics;
 use crate::infra::mq::consumer::{ConsumerConfig, Handler, PushConsumer};
 use crate::infra::mq::tx::{LocalTransaction, ProducerConfig, TxProducer};
 use crate::infra::mq::MqRuntime;
@@ -54,7 +55,16 @@ pub trait Service: Reconciler + Clone + Send + Sync + Sized + 'static {
     fn background(&self, bg: &mut Background);
     /// One pass of the bank's reconciliation over the other bank's feed (one at a time).
     fn reconcile(&self, grace: Duration) -> impl Future<Output = Result<Report>> + Send {
-        self.shared().reconcile_runs.once(self, self.pool(), grace)
+        async move {
+            let report = self.shared().reconcile_runs.once(self, self.pool(), grace).await;
+            let result = if report.is_ok() { "ok" } else { "error" };
+            self.shared().metrics.record(|| metrics::counter!("reconcile_runs_total", "result" => result).increment(1));
+            report
+        }
+    }
+    /// Sets the bank's own gauges that are read when `/metrics` is scraped (from its database).
+    fn gauges(&self) -> impl Future<Output = ()> + Send {
+        async {}
     }
     /// Stops the bank's MQ roles (after HTTP and the background tasks).
     fn stop_roles(&self) -> impl Future<Output = ()> + Send;
@@ -68,6 +78,8 @@ pub type FaultsOf<S> = <<S as Service>::Settings as BankSettings>::Faults;
 pub struct Shared {
     pub names: Names,
     pub db: Db,
+    /// The bank's own metrics recorder (`GET /metrics`).
+    pub metrics: Metrics,
     /// The client runtime of the bank's producer, consumer and operator reads.
     pub mq: Arc<MqRuntime>,
     /// The other bank's API.
@@ -104,9 +116,12 @@ impl Base {
             crate::infra::db::Options { max_connections: c.db_max_connections, sqlite_sync: c.sqlite_synchronous };
         let db = crate::infra::db::connect(&c.database_url, sqlite, mysql, options).await?;
         let mq = Arc::new(MqRuntime::new(names.bank)?);
+        let metrics = Metrics::default();
+        metrics.record(crate::service::metrics::describe);
         let shared = Shared {
             names,
             db,
+            metrics,
             mq,
             peer: Peer::new(names.peer, &c.peer_url, c.peer_feed_token.clone()),
             admin_guard: Guard { token: c.admin_token.clone(), setting: names.env("ADMIN_TOKEN") },
@@ -174,11 +189,14 @@ pub fn router<S: Service>(state: S) -> Router {
         .merge(crate::service::faults::routes::<S>())
         .merge(reconcile::routes::<S>())
         .route_layer(from_fn_with_state(state.shared().admin_guard.clone(), crate::service::auth::require_bearer));
+    let metrics = state.shared().metrics.clone();
     (S::ROUTES)()
         .merge(crate::service::routes::routes::<S>())
         .merge(crate::service::quarantine::routes::<S>())
+        .merge(crate::service::metrics::routes::<S>())
         .merge(admin)
         .fallback(|| async { Error::not_found(Code::NotFound, "no such endpoint") })
+        .layer(from_fn_with_state(metrics, crate::service::metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -221,6 +239,11 @@ impl<S: Service> App<S> {
         let mut bg = Background::new();
         state.background(&mut bg);
         reconcile::spawn_periodic(&state, &mut bg);
+        let metrics = state.shared().metrics.clone();
+        bg.every(crate::infra::metrics::UPKEEP_EVERY, move || {
+            metrics.upkeep();
+            std::future::ready(())
+        });
         let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await;
         bg.stop().await;
         state.stop_roles().await;
@@ -281,6 +304,24 @@ impl Background {
 
     pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.push(tokio::spawn(task));
+    }
+
+    /// Runs `tick` every `period` (after each sleep, to its end) until the tasks stop.
+    pub fn every<F, T>(&mut self, period: Duration, mut tick: F)
+    where
+        F: FnMut() -> T + Send + 'static,
+        T: Future<Output = ()> + Send,
+    {
+        let stop = self.stopped();
+        self.spawn(async move {
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(period) => tick().await,
+                }
+            }
+        });
     }
 
     /// Tells every task to stop and waits for them.

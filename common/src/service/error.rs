@@ -48,6 +48,13 @@ pub enum Code {
     Internal,
 }
 
+impl Code {
+    /// The code as the JSON body spells it (`insufficient_funds`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+}
+
 /// What a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -86,6 +93,16 @@ impl Error {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message)
+    }
+
+    /// The code the error answers with.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Client { code, .. } => *code,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Sqlx(_) => Code::DatabaseUnavailable,
+            Error::Other(_) => Code::Internal,
+        }
     }
 }
 

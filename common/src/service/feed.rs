@@ -60,9 +60,20 @@ pub struct FeedTable {
     pub ready: &'static str,
     /// The order positions are given in (oldest first).
     pub order: &'static str,
+    /// The columns a feed page reads (no user input).
+    pub columns: &'static str,
 }
 
 impl FeedTable {
+    /// The rows with `feed_pos > after`, in feed order, at most `limit`.
+    pub async fn page<T>(&self, pool: &AnyPool, after: i64, limit: i64) -> sqlx::Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let sql = format!("SELECT {} FROM {} WHERE feed_pos > ? ORDER BY feed_pos LIMIT ?", self.columns, self.table);
+        sqlx::query_as::<_, T>(&sql).bind(after).bind(limit).fetch_all(pool).await
+    }
+
     /// Gives feed positions to ready, unsequenced rows. Returns how many it sequenced. Safe to
     /// run from several instances: the first statement locks the sequencer row, so they take
     /// turns.

@@ -36,12 +36,19 @@ pub async fn quarantine(pool: &AnyPool, msg: &MessageExt, code: Code, detail: &s
     }
 }
 
+/// What a consumer opens and quarantines messages with.
+#[derive(Clone)]
+pub struct Inbox {
+    /// The other bank's public keys: only what they sign opens.
+    pub peers: PeerKeys,
+    /// This bank's database, where the quarantine is.
+    pub pool: AnyPool,
+}
+
 /// A bank's consumer of the other bank's messages.
 pub trait Inbound: Send + Sync + 'static {
     type Body: Body + Send + Sync;
-    /// The other bank's public keys.
-    fn peers(&self) -> &PeerKeys;
-    fn pool(&self) -> &AnyPool;
+    fn inbox(&self) -> &Inbox;
     /// Applies a message that opened (signed by the peer, well-formed).
     fn apply(&self, msg: &MessageExt, body: Self::Body) -> impl Future<Output = Ack> + Send;
     /// Applies several opened messages at once, all or none: true when every one was applied
@@ -56,7 +63,7 @@ pub trait Inbound: Send + Sync + 'static {
 
 impl<T: Inbound> Handler for T {
     async fn handle(&self, msg: &MessageExt) -> Ack {
-        match open::<T::Body>(msg, self.peers()) {
+        match open::<T::Body>(msg, &self.inbox().peers) {
             Ok(body) => self.apply(msg, body).await,
             Err((code, detail)) => keep(self, msg, code, &detail).await,
         }
@@ -65,7 +72,7 @@ impl<T: Inbound> Handler for T {
     /// Opens every message; tries the ones that opened together ([`Inbound::apply_all`]), and
     /// otherwise one by one. What did not open is quarantined, each on its own.
     async fn handle_batch(&self, msgs: &[&MessageExt]) -> Vec<Ack> {
-        let opened: Vec<_> = msgs.iter().map(|m| open::<T::Body>(m, self.peers())).collect();
+        let opened: Vec<_> = msgs.iter().map(|m| open::<T::Body>(m, &self.inbox().peers)).collect();
         let batch: Vec<(&MessageExt, &T::Body)> =
             msgs.iter().zip(&opened).filter_map(|(m, o)| o.as_ref().ok().map(|b| (*m, b))).collect();
         let all_applied = batch.len() > 1 && self.apply_all(&batch).await;
@@ -83,7 +90,7 @@ impl<T: Inbound> Handler for T {
 
 /// Quarantines `msg` for `inbound` (and tells it when the row is written).
 pub async fn keep<T: Inbound>(inbound: &T, msg: &MessageExt, code: Code, detail: &str) -> Ack {
-    let ack = quarantine(inbound.pool(), msg, code, detail).await;
+    let ack = quarantine(&inbound.inbox().pool, msg, code, detail).await;
     if ack == Ack::Done {
         inbound.quarantined(code);
     }

@@ -10,6 +10,7 @@
 //! - [`feed`]: the feed sequencer (a cursor that never skips a row) and feed pages.
 //! - [`reconcile`]: the reconciliation driver (never stalls: parks what fails, moves on) and
 //!   `GET|POST /admin/reconcile`.
+//! - [`metrics`]: `GET /metrics`, HTTP and reconciliation metrics (each bank adds its own).
 //! - [`inbox`]: opening a delivered message (signature, parse, KEYS) and quarantining what
 //!   must never move money ([`quarantine`]).
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod faults;
 pub mod feed;
 pub mod inbox;
+pub mod metrics;
 pub mod quarantine;
 pub mod reconcile;
 pub mod routes;

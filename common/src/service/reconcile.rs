@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,16 +199,42 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S:
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Serializes a bank's runs (periodic and on demand), so two never read the same page.
-#[derive(Debug, Clone, Default)]
-pub struct Runs(Arc<tokio::sync::Mutex<()>>);
+/// Serializes a bank's runs (periodic and on demand), so two never read the same page, and
+/// remembers when one last read the feed up to its grace window.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+    /// When the last run that succeeded began (ms); the start of the process before any.
+    caught_up_ms: Arc<AtomicI64>,
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Self { one_at_a_time: Arc::default(), caught_up_ms: Arc::new(AtomicI64::new(crate::now_ms())) }
+    }
+}
 
 impl Runs {
     /// Runs one pass of `r` alone.
     pub async fn once<R: Reconciler>(&self, r: &R, pool: &AnyPool, grace: Duration) -> Result<Report> {
-        let _only_one = self.0.lock().await;
-        run_once(r, pool, grace).await
+        let _only_one = self.one_at_a_time.lock().await;
+        let began = crate::now_ms();
+        let report = run_once(r, pool, grace).await?;
+        self.caught_up_ms.fetch_max(began, Ordering::Relaxed);
+        Ok(report)
     }
+
+    /// How long since a run last read the other bank's feed up to its grace window.
+    pub fn lag(&self) -> Duration {
+        let since = crate::now_ms().saturating_sub(self.caught_up_ms.load(Ordering::Relaxed));
+        Duration::from_millis(u64::try_from(since).unwrap_or(0))
+    }
+}
+
+/// How many entries are parked for a retry.
+pub async fn pending_count(pool: &AnyPool) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reconcile_pending").fetch_one(pool).await?;
+    Ok(n)
 }
 
 /// `GET /admin/reconcile` (cursor, settings, parked entries) and `POST /admin/reconcile` (run
@@ -251,16 +278,11 @@ pub fn spawn_periodic<S: Service>(state: &S, bg: &mut Background) {
     if settings.interval.is_zero() {
         return;
     }
-    let state = state.clone();
-    let stop = bg.stopped();
-    bg.spawn(async move {
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                () = tokio::time::sleep(settings.interval) => {},
-            }
-            match state.reconcile(settings.grace).await {
+    let (state, grace) = (state.clone(), settings.grace);
+    bg.every(settings.interval, move || {
+        let state = state.clone();
+        async move {
+            match state.reconcile(grace).await {
                 Ok(r) if r.now.values().any(|v| !v.is_empty()) || !r.settled.is_empty() || !r.pending.is_empty() => {
                     tracing::info!(report = ?r, "reconcile run")
                 }

@@ -86,7 +86,44 @@ pub struct Common {
     pub peer_feed_token: Option<Token>,
 }
 
-/// A bank's names and defaults for [`Common`].
+/// The two banks. bank1 pays: it sends transfers and takes refunds back. bank2 is paid: it takes
+/// transfers and sends refunds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bank {
+    Bank1,
+    Bank2,
+}
+
+impl Bank {
+    /// The bank's names and defaults, read off one table of both banks.
+    pub const fn names(self) -> Names {
+        use crate::infra::mq::{
+            DEFAULT_CONSUMER_GROUP, DEFAULT_PRODUCER_GROUP, DEFAULT_REFUND_CONSUMER_GROUP,
+            DEFAULT_REFUND_PRODUCER_GROUP,
+        };
+        const BANK: [&str; 2] = ["bank1", "bank2"];
+        const LISTEN: [&str; 2] = ["127.0.0.1:56081", "127.0.0.1:56082"];
+        const URL: [&str; 2] = ["http://127.0.0.1:56081", "http://127.0.0.1:56082"];
+        const DATABASE: [&str; 2] = ["sqlite://data/bank1.db", "sqlite://data/bank2.db"];
+        const PRODUCER: [&str; 2] = [DEFAULT_PRODUCER_GROUP, DEFAULT_REFUND_PRODUCER_GROUP];
+        const CONSUMER: [&str; 2] = [DEFAULT_REFUND_CONSUMER_GROUP, DEFAULT_CONSUMER_GROUP];
+        let (me, peer) = match self {
+            Bank::Bank1 => (0, 1),
+            Bank::Bank2 => (1, 0),
+        };
+        Names {
+            bank: BANK[me],
+            peer: BANK[peer],
+            listen: LISTEN[me],
+            database_url: DATABASE[me],
+            peer_url: URL[peer],
+            producer_group: PRODUCER[me],
+            consumer_group: CONSUMER[me],
+        }
+    }
+}
+
+/// A bank's names and defaults for [`Common`] ([`Bank::names`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Names {
     /// `bank1` (logs, `/health`); its upper case is the env prefix.
@@ -110,21 +147,39 @@ impl Names {
     }
 }
 
-/// A bank's settings: its own, with [`Common`] flattened in, and what the bank is built from
-/// whatever the settings say: its names, its fault set and its schema.
+/// A bank's settings: its own, with [`Common`] flattened in as `common`, and what the bank is
+/// built from whatever the settings say: which bank it is, its fault set and its schema.
+/// Implemented with [`bank_settings!`](crate::bank_settings).
 pub trait BankSettings: Parser + Clone + Send + Sync + 'static {
     /// The bank's fault switches (`--*-fail-at-least` flags, `/admin/faults`).
     type Faults: crate::service::faults::FaultSet;
-    const NAMES: Names;
+    const BANK: Bank;
+    const NAMES: Names = Self::BANK.names();
     /// The bank's schema migrations: SQLite's and MySQL's (sql/README.md).
     const MIGRATORS: &'static [sqlx::migrate::Migrator; 2];
     fn common(&self) -> &Common;
-    fn common_mut(&mut self) -> &mut Common;
 
     /// Defaults plus environment, as if started with no flags.
     fn from_env() -> Self {
         parse(["bank"])
     }
+}
+
+/// Implements [`BankSettings`] for a bank's settings struct, which has a `common: Common` field:
+/// `bank_settings!(Settings: Bank1, faults = crate::faults::Faults, schema = crate::store::MIGRATORS);`
+#[macro_export]
+macro_rules! bank_settings {
+    ($settings:ty: $bank:ident, faults = $faults:ty, schema = $migrators:path $(,)?) => {
+        impl $crate::service::settings::BankSettings for $settings {
+            type Faults = $faults;
+            const BANK: $crate::service::settings::Bank = $crate::service::settings::Bank::$bank;
+            const MIGRATORS: &'static [$crate::infra::db::Migrator; 2] = &$migrators;
+
+            fn common(&self) -> &$crate::service::settings::Common {
+                &self.common
+            }
+        }
+    };
 }
 
 /// Parses `args` (the first is the program name) into `T`, the shared settings under `T`'s

@@ -34,6 +34,14 @@ impl Metrics {
                 "bank1_idempotency_replays_total",
                 "Requests answered from an Idempotency-Key's stored reply (no second transfer)."
             );
+            // Every counter a dashboard reads shows 0 before its first event.
+            for status in ["COMMITTED", "ROLLED_BACK", "UNKNOWN"] {
+                counter!("bank1_transfers_total", "status" => status).increment(0);
+            }
+            for answer in ["COMMIT", "ROLLBACK", "UNKNOWN"] {
+                counter!("bank1_check_backs_total", "answer" => answer).increment(0);
+            }
+            counter!("bank1_idempotency_replays_total").increment(0);
         });
         Self(recorder)
     }

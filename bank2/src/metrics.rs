@@ -48,6 +48,18 @@ impl Metrics {
                 "bank2_dlq_size",
                 "Transfers whose last retry failed and that are still not applied (redrive or refund them)."
             );
+            // Every counter a dashboard or the bench reads shows 0 before its first event.
+            for source in [Source::Mq, Source::Reconcile, Source::DlqRedrive, Source::DlqRefund] {
+                for name in ["bank2_credits_total", "bank2_rejections_total", "bank2_credit_failures_total"] {
+                    counter!(name, "source" => source.as_str()).increment(0);
+                }
+            }
+            for name in ["bank2_duplicate_deliveries_total", "bank2_dead_letters_total"] {
+                counter!(name).increment(0);
+            }
+            for code in [Code::BadSignature, Code::ConflictingDuplicate, Code::Malformed] {
+                counter!("bank2_quarantined_total", "reason" => code.as_str()).increment(0);
+            }
         });
         Self(recorder)
     }

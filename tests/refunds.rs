@@ -51,8 +51,6 @@ async fn unknown_receiver_refunded_to_sender() {
     assert_eq!(t["refund_source"], "MQ");
     assert!(t["refunded_at"].as_str().is_some_and(|s| s.ends_with('Z')), "{t}");
     assert_eq!(app.balance1("1").await, "1000.00", "the sender is whole again");
-    let steps = app.bank1_events(&tx).await;
-    assert_eq!(steps, ["ACCEPTED", "HALF_SENT", "LOCAL_COMMITTED", "ANSWERED:COMMIT", "REFUNDED:MQ"]);
 
     let c = app.credit(&tx).await;
     assert_eq!(c["outcome"], "REJECTED", "{c}");

@@ -78,7 +78,6 @@ async fn happy_path() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(t["status"], "COMMITTED");
     assert_eq!(t["amount"], "100.00");
-    assert_eq!(app.bank1_events(tx_no).await, ["ACCEPTED", "HALF_SENT", "LOCAL_COMMITTED", "ANSWERED:COMMIT"]);
 
     // Each bank's /metrics counts its own side, once.
     let bank1 = |name: &'static str| app.metric(&app.bank1_url, name);
@@ -204,8 +203,6 @@ async fn bank1_failure_rolls_back() {
     let (_, t) = app.bank1_transfer(failed_tx).await;
     assert_eq!(t["status"], "ROLLED_BACK");
     assert_eq!(app.balance1("1").await, "1000.00");
-    let steps = ["ACCEPTED", "HALF_SENT", "LOCAL_ROLLED_BACK", "ANSWERED:ROLLBACK"];
-    assert_eq!(app.bank1_events(failed_tx).await, steps);
 
     // Below the threshold transfers go through; the rolled-back one never reaches bank2.
     let ok = app.transfer("10.00").await;
@@ -251,9 +248,6 @@ async fn unknown_resolved_by_check_back() {
     let answered = "bank1_local_transactions_total{outcome=\"committed\",answer=\"UNKNOWN\"}";
     assert_eq!(app.metric(&app.bank1_url, answered).await, 1);
     assert!(app.metric(&app.bank1_url, "bank1_check_backs_total{answer=\"COMMIT\"}").await >= 1);
-    let steps = app.bank1_events(tx_no).await;
-    assert_eq!(steps[..4], ["ACCEPTED", "HALF_SENT", "LOCAL_COMMITTED", "ANSWERED:UNKNOWN"]);
-    assert!(steps[4..].iter().all(|s| s == "CHECK_BACK:COMMIT") && steps.len() > 4, "{steps:?}");
     assert_eq!(app.balance2("2").await, "60.00");
     app.assert_conserved(0).await;
     app.shutdown().await;
@@ -300,12 +294,9 @@ async fn crash_before_commit_check_back_rolls_back() {
     assert_eq!(t["status"], "ROLLED_BACK", "no local transaction ⇒ definitive rollback: {t}");
 
     // The dead instance's local transaction, arriving late, loses to the tombstone.
-    let late = bank1::producer::run_local_tx(&app.bank1_pool, &msg, "late", bank1::faults::Faults::default()).await;
+    let late = bank1::producer::run_local_tx(&app.bank1_pool, &msg, bank1::faults::Faults::default()).await;
     assert_eq!(late, bank1::producer::LocalOutcome::Refused(bank1::producer::Refusal::Superseded));
     assert_eq!(app.balance1("1").await, "1000.00");
-    let steps = app.bank1_events(&tx_no).await;
-    assert_eq!(steps[0], "CHECK_BACK:ROLLBACK", "{steps:?}");
-    assert_eq!(steps[steps.len() - 2..], ["LOCAL_ROLLED_BACK", "ANSWERED:ROLLBACK"], "the late one, too");
 
     let ok = app.transfer("5.00").await;
     app.wait_credited(ok["tx_no"].as_str().unwrap(), DELIVERY).await;
@@ -570,7 +561,7 @@ async fn idempotency_key_survives_crash_between_claim_and_send() {
         amount: Amount::parse("25.00").unwrap(),
         created_at_ms: common::now_ms(),
     };
-    let outcome = bank1::producer::run_local_tx(&app.bank1_pool, &late, "late", bank1::faults::Faults::default()).await;
+    let outcome = bank1::producer::run_local_tx(&app.bank1_pool, &late, bank1::faults::Faults::default()).await;
     assert_eq!(outcome, bank1::producer::LocalOutcome::Refused(bank1::producer::Refusal::Superseded));
 
     app.wait_credited(first["tx_no"].as_str().unwrap(), DELIVERY).await;

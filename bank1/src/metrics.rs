@@ -5,7 +5,7 @@
 use metrics::{counter, describe_counter};
 use rocketmq_client_rust::LocalTransactionState;
 
-use crate::producer::{answer_label, LocalOutcome};
+use crate::producer::LocalOutcome;
 use crate::store::Refund;
 
 /// bank1's recorder (the bank's [`common::infra::metrics::Metrics`]); cheap to clone.
@@ -85,5 +85,14 @@ impl Metrics {
 
     pub fn idempotency_replay(&self) {
         self.0.record(|| counter!("bank1_idempotency_replays_total").increment(1));
+    }
+}
+
+/// The answer as the broker's protocol names it.
+pub fn answer_label(answer: LocalTransactionState) -> &'static str {
+    match answer {
+        LocalTransactionState::CommitMessage => "COMMIT",
+        LocalTransactionState::RollbackMessage => "ROLLBACK",
+        LocalTransactionState::Unknown => "UNKNOWN",
     }
 }

@@ -11,7 +11,7 @@ use sqlx::AnyPool;
 
 use crate::faults::{FaultSwitch, Faults};
 use crate::metrics::Metrics;
-use crate::store::{self, Event, EventKind, Facts, NewTransfer, Status};
+use crate::store::{self, Facts, NewTransfer, Status};
 
 /// What the local transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +56,9 @@ impl LocalTransaction for DebitTx {
     /// What happened, and what bank1 answered the broker.
     type Outcome = (LocalOutcome, LocalTransactionState);
 
-    async fn execute(&self, msg: &TransferMessage, msg_id: &str) -> (Self::Outcome, LocalTransactionState) {
+    async fn execute(&self, msg: &TransferMessage) -> (Self::Outcome, LocalTransactionState) {
         let faults = self.faults.get();
-        let outcome = run_local_tx(&self.pool, msg, msg_id, faults).await;
+        let outcome = run_local_tx(&self.pool, msg, faults).await;
         let state = answer(&outcome, msg, faults);
         tracing::info!(tx_no = %msg.tx_no, ?outcome, ?state, "local transaction done");
         self.metrics.local_transaction(&outcome, state);
@@ -86,42 +86,23 @@ fn answer(outcome: &LocalOutcome, msg: &TransferMessage, faults: Faults) -> Loca
 }
 
 /// The local transaction: claim the tx_no with a COMMITTED row, debit conditionally, commit —
-/// all in ONE database transaction, with the timeline's steps (accepted, half message stored,
-/// debited, the answer the broker gets). Refusals roll back and leave a ROLLED_BACK row, with
-/// their steps.
-pub async fn run_local_tx(pool: &AnyPool, msg: &TransferMessage, msg_id: &str, faults: Faults) -> LocalOutcome {
-    let began = common::now_ms();
-    let outcome = match try_local_tx(pool, msg, msg_id, faults).await {
-        Ok(o) => o,
-        Err(e) => return LocalOutcome::Failed(e.to_string()),
-    };
-    if let LocalOutcome::Refused(r) = outcome {
-        let steps = vec![
-            Event::at(EventKind::Accepted, None, msg.created_at_ms),
-            Event::at(EventKind::HalfSent, Some(msg_id), began),
-            Event::now(EventKind::LocalRolledBack, Some(r.reason())),
-            Event::now(EventKind::Answered, Some(answer_label(LocalTransactionState::RollbackMessage))),
-        ];
-        let recorded = if r == Refusal::Superseded {
-            // The check-back's tombstone is the row; these steps change none.
-            store::append_events(pool, msg.tx_no.as_str(), &steps).await
-        } else {
-            store::tombstone(pool, &NewTransfer::of(msg), r.reason(), |_, _| steps).await.map(drop)
-        };
-        if let Err(e) = recorded {
-            tracing::warn!(tx_no = %msg.tx_no, error = %e, "could not record the refusal; the check-back will");
+/// all in ONE database transaction. Refusals roll back and leave a ROLLED_BACK row.
+pub async fn run_local_tx(pool: &AnyPool, msg: &TransferMessage, faults: Faults) -> LocalOutcome {
+    match try_local_tx(pool, msg, faults).await {
+        Ok(LocalOutcome::Refused(r)) => {
+            if r != Refusal::Superseded {
+                if let Err(e) = store::tombstone(pool, &NewTransfer::of(msg), r.reason()).await {
+                    tracing::warn!(tx_no = %msg.tx_no, error = %e, "could not record the refusal; the check-back will");
+                }
+            }
+            LocalOutcome::Refused(r)
         }
+        Ok(o) => o,
+        Err(e) => LocalOutcome::Failed(e.to_string()),
     }
-    outcome
 }
 
-async fn try_local_tx(
-    pool: &AnyPool,
-    msg: &TransferMessage,
-    msg_id: &str,
-    faults: Faults,
-) -> sqlx::Result<LocalOutcome> {
-    let began = common::now_ms();
+async fn try_local_tx(pool: &AnyPool, msg: &TransferMessage, faults: Faults) -> sqlx::Result<LocalOutcome> {
     let mut tx = pool.begin().await?;
     // The row first: it takes the write lock at once (SQLite) and loses cleanly to a tombstone.
     match store::insert_transfer(&mut tx, &NewTransfer::of(msg), Status::Committed, None).await {
@@ -141,16 +122,6 @@ async fn try_local_tx(
         tx.rollback().await?;
         return Ok(LocalOutcome::Refused(Refusal::InjectedFault));
     }
-    // The answer is decided by what committed and the fault switches read before: it is known
-    // here, and recorded with the debit.
-    let answered = answer(&LocalOutcome::Committed, msg, faults);
-    let steps = [
-        Event::at(EventKind::Accepted, None, msg.created_at_ms),
-        Event::at(EventKind::HalfSent, Some(msg_id), began),
-        Event::now(EventKind::LocalCommitted, None),
-        Event::now(EventKind::Answered, Some(answer_label(answered))),
-    ];
-    store::record_events(&mut tx, msg.tx_no.as_str(), &steps).await?;
     tx.commit().await?;
     Ok(LocalOutcome::Committed)
 }
@@ -177,31 +148,20 @@ pub async fn check_back(pool: &AnyPool, msg: &MessageExt, faults: Faults) -> Loc
             NewTransfer { transfer, created_at: common::now_ms() }
         }
     };
-    let answer_for = |row: &store::TransferRow| {
-        let lost = common::domain::money::Amount::from_minor(row.amount)
-            .is_some_and(|a| faults.lose_message_at_least.trips(a));
-        if row.status == Status::RolledBack || lost {
-            LocalTransactionState::RollbackMessage
-        } else {
-            LocalTransactionState::CommitMessage
+    match store::tombstone(pool, &t, "check-back: no local transaction committed").await {
+        Ok(row) if row.status != Status::RolledBack => {
+            let lost = common::domain::money::Amount::from_minor(row.amount)
+                .is_some_and(|a| faults.lose_message_at_least.trips(a));
+            if lost {
+                LocalTransactionState::RollbackMessage
+            } else {
+                LocalTransactionState::CommitMessage
+            }
         }
-    };
-    let step =
-        |row: &store::TransferRow, _| vec![Event::now(EventKind::CheckBack, Some(answer_label(answer_for(row))))];
-    match store::tombstone(pool, &t, "check-back: no local transaction committed", step).await {
-        Ok(row) => answer_for(&row),
+        Ok(_) => LocalTransactionState::RollbackMessage,
         Err(e) => {
             tracing::warn!(tx_no = %t.transfer.tx_no, error = %e, "check-back could not read the database; answering UNKNOWN");
             LocalTransactionState::Unknown
         }
-    }
-}
-
-/// The answer as the broker's protocol names it (`COMMIT`, `ROLLBACK`, `UNKNOWN`).
-pub fn answer_label(answer: LocalTransactionState) -> &'static str {
-    match answer {
-        LocalTransactionState::CommitMessage => "COMMIT",
-        LocalTransactionState::RollbackMessage => "ROLLBACK",
-        LocalTransactionState::Unknown => "UNKNOWN",
     }
 }

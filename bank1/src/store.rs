@@ -4,7 +4,6 @@
 use common::domain::ids::{AccountNo, TxNo};
 use common::domain::money::{Amount, MAX_BALANCE_MINOR};
 pub use common::domain::transfer::Status;
-use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
 /// The schema, SQLite's and MySQL's (`sql/bank1/`, with the shared tables; sql/README.md): applied at
@@ -132,125 +131,21 @@ pub async fn debit(conn: &mut AnyConnection, from: &AccountNo, amount: Amount) -
     Ok(r.rows_affected() == 1)
 }
 
-/// Writes a ROLLED_BACK row for a tx_no unless one exists, and the timeline events `events`
-/// gives for the row now in force (and whether this call wrote it), in ONE database
-/// transaction. Returns that row. Against an in-flight local transaction this waits for it
-/// (row lock / SQLite's single connection) and then sees its outcome, so the answer is always
-/// definitive.
-#[tracing::instrument(skip(pool, t, events), fields(tx_no = %t.transfer.tx_no))]
-pub async fn tombstone(
-    pool: &AnyPool,
-    t: &NewTransfer<'_>,
-    reason: &str,
-    events: impl FnOnce(&TransferRow, bool) -> Vec<Event>,
-) -> sqlx::Result<TransferRow> {
-    let mut tx = pool.begin().await?;
-    // A unique violation leaves the transaction usable on SQLite and MySQL.
-    let written = match insert_transfer(&mut tx, t, Status::RolledBack, Some(reason)).await {
-        Ok(()) => true,
-        Err(e) if common::infra::db::is_unique_violation(&e) => false,
+/// Writes a ROLLED_BACK row for a tx_no unless one exists. Returns the row now in force.
+/// Against an in-flight local transaction this waits for it (row lock / SQLite's single
+/// connection) and then sees its outcome, so the answer is always definitive.
+#[tracing::instrument(skip(pool, t), fields(tx_no = %t.transfer.tx_no))]
+pub async fn tombstone(pool: &AnyPool, t: &NewTransfer<'_>, reason: &str) -> sqlx::Result<TransferRow> {
+    let mut conn = pool.acquire().await?;
+    match insert_transfer(&mut conn, t, Status::RolledBack, Some(reason)).await {
+        Ok(()) => {}
+        Err(e) if common::infra::db::is_unique_violation(&e) => {}
         Err(e) => return Err(e),
-    };
-    let row = sqlx::query_as::<_, TransferRow>(&format!("SELECT {TRANSFER_COLUMNS} FROM transfer WHERE tx_no = ?"))
+    }
+    sqlx::query_as::<_, TransferRow>(&format!("SELECT {TRANSFER_COLUMNS} FROM transfer WHERE tx_no = ?"))
         .bind(t.transfer.tx_no)
-        .fetch_one(&mut *tx)
-        .await?;
-    record_events(&mut tx, t.transfer.tx_no, &events(&row, written)).await?;
-    tx.commit().await?;
-    Ok(row)
-}
-
-/// The steps of a tombstone that settles a transfer no local transaction ran for: accepted,
-/// then rolled back for `reason` — when this tombstone is the row.
-pub fn never_debited(reason: &str) -> impl FnOnce(&TransferRow, bool) -> Vec<Event> + '_ {
-    move |row, written| match written {
-        true => vec![
-            Event::at(EventKind::Accepted, None, row.created_at),
-            Event::now(EventKind::LocalRolledBack, Some(reason)),
-        ],
-        false => Vec::new(),
-    }
-}
-
-/// A step of a transfer's timeline at bank1 (`transfer_event.kind`; sql/bank1, 0005).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum EventKind {
-    Accepted,
-    HalfSent,
-    LocalCommitted,
-    LocalRolledBack,
-    Answered,
-    CheckBack,
-    Refunded,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Accepted => "ACCEPTED",
-            EventKind::HalfSent => "HALF_SENT",
-            EventKind::LocalCommitted => "LOCAL_COMMITTED",
-            EventKind::LocalRolledBack => "LOCAL_ROLLED_BACK",
-            EventKind::Answered => "ANSWERED",
-            EventKind::CheckBack => "CHECK_BACK",
-            EventKind::Refunded => "REFUNDED",
-        }
-    }
-}
-
-/// One step to record: what, its detail (msg id, answer, reason), when (ms).
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub kind: EventKind,
-    pub detail: Option<String>,
-    pub at: i64,
-}
-
-impl Event {
-    pub fn now(kind: EventKind, detail: Option<&str>) -> Self {
-        Self::at(kind, detail, common::now_ms())
-    }
-
-    pub fn at(kind: EventKind, detail: Option<&str>, at: i64) -> Self {
-        Self { kind, detail: detail.map(|d| d.chars().take(255).collect()), at }
-    }
-}
-
-/// Appends `events` to `tx_no`'s timeline, inside the caller's transaction (one statement).
-pub async fn record_events(conn: &mut AnyConnection, tx_no: &str, events: &[Event]) -> sqlx::Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let rows = vec!["(?, ?, ?, ?)"; events.len()].join(", ");
-    let sql = format!("INSERT INTO transfer_event (tx_no, kind, detail, at) VALUES {rows}");
-    let mut q = sqlx::query(&sql);
-    for e in events {
-        q = q.bind(tx_no).bind(e.kind.as_str()).bind(e.detail.as_deref()).bind(e.at);
-    }
-    q.execute(conn).await.map(drop)
-}
-
-/// Appends `events` to `tx_no`'s timeline in a transaction of their own (steps that change no
-/// row: an answer given to the broker).
-pub async fn append_events(pool: &AnyPool, tx_no: &str, events: &[Event]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
-    record_events(&mut tx, tx_no, events).await?;
-    tx.commit().await
-}
-
-/// A recorded step.
-#[derive(Debug, Clone, FromRow)]
-pub struct EventRow {
-    pub kind: String,
-    pub detail: Option<String>,
-    pub at: i64,
-}
-
-/// `tx_no`'s timeline at bank1, in the order it was written.
-pub async fn events(pool: &AnyPool, tx_no: &str) -> sqlx::Result<Vec<EventRow>> {
-    let sql = "SELECT kind, detail, at FROM transfer_event WHERE tx_no = ? ORDER BY id";
-    sqlx::query_as::<_, EventRow>(sql).bind(tx_no).fetch_all(pool).await
+        .fetch_one(&mut *conn)
+        .await
 }
 
 #[tracing::instrument(skip(pool))]
@@ -345,7 +240,6 @@ pub async fn refund(pool: &AnyPool, r: &RefundRequest<'_>) -> sqlx::Result<Refun
     .execute(&mut *tx)
     .await?;
     if moved.rows_affected() == 1 {
-        record_events(&mut tx, f.tx_no, &[Event::now(EventKind::Refunded, Some(r.source))]).await?;
         // Back to the sender whatever its status: the money was theirs. Never past the ceiling.
         let back = sqlx::query("UPDATE account_info SET balance = balance + ? WHERE account_no = ? AND balance <= ?")
             .bind(f.amount)

@@ -196,10 +196,12 @@ pub async fn execute(state: &AppState, req: &TransferRequest, tx_no: TxNo) -> Re
         (Err(e), None) => {
             // The broker never ran our local transaction: nothing was debited. A tombstone makes
             // that final in case the half message did land and is checked back later.
-            let reason = "half message not accepted by the broker";
-            let _ =
-                store::tombstone(&state.shared.db.pool, &NewTransfer::of(&msg), reason, store::never_debited(reason))
-                    .await;
+            let _ = store::tombstone(
+                &state.shared.db.pool,
+                &NewTransfer::of(&msg),
+                "half message not accepted by the broker",
+            )
+            .await;
             Err(Error::Unavailable(format!("the message broker is unavailable ({e}); nothing was debited")))
         }
         (Ok(answered), None) | (Ok(answered), Some((LocalOutcome::Failed(_), _))) => {
@@ -217,8 +219,7 @@ async fn resolve(
     answered: LocalTransactionState,
     view: impl Fn(&str, Option<String>, Option<LocalTransactionState>) -> TransferView,
 ) -> Result<TransferView> {
-    let reason = "local transaction did not complete";
-    match store::tombstone(&state.shared.db.pool, &NewTransfer::of(msg), reason, store::never_debited(reason)).await {
+    match store::tombstone(&state.shared.db.pool, &NewTransfer::of(msg), "local transaction did not complete").await {
         Ok(row) => Ok(view(row.status.as_str(), row.reason, Some(answered))),
         Err(e) => {
             tracing::error!(tx_no = %msg.tx_no, error = %e, "outcome unknown; the check-back will settle it");

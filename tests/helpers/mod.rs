@@ -177,27 +177,6 @@ impl TestStack {
         self.get(format!("{}/api/transfers/{tx_no}", self.bank1_url)).await
     }
 
-    /// bank1's timeline of `tx_no`: each step's kind, with its answer or source where it has one
-    /// (`ANSWERED:COMMIT`, `CHECK_BACK:ROLLBACK`, `REFUNDED:MQ`). Asserts every step has a time
-    /// and the half message its msg id.
-    pub async fn bank1_events(&self, tx_no: &str) -> Vec<String> {
-        let (status, body) = self.get(format!("{}/api/transfers/{tx_no}/events", self.bank1_url)).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let events = body["events"].as_array().unwrap();
-        events
-            .iter()
-            .map(|e| {
-                let (kind, detail) = (e["kind"].as_str().unwrap(), e["detail"].as_str().unwrap_or(""));
-                assert!(e["at_ms"].as_i64().unwrap() > 0 && e["at"].is_string(), "{e}");
-                assert!(kind != "HALF_SENT" || !detail.is_empty(), "the half message's msg id: {e}");
-                match kind {
-                    "ANSWERED" | "CHECK_BACK" | "REFUNDED" => format!("{kind}:{detail}"),
-                    _ => kind.to_owned(),
-                }
-            })
-            .collect()
-    }
-
     pub async fn balance1(&self, account: &str) -> String {
         balance_of(self.get(format!("{}/api/accounts/{account}", self.bank1_url)).await)
     }

@@ -1,6 +1,5 @@
-//! `POST /api/transfers` (with `Idempotency-Key`), `GET /api/transfers/{tx_no}` and its
-//! timeline at bank1 `GET /api/transfers/{tx_no}/events` (public), and the feed
-//! `GET /api/transfers?after=&limit=` (service token: `BANK1_FEED_TOKEN`).
+//! `POST /api/transfers` (with `Idempotency-Key`), `GET /api/transfers/{tx_no}` (public), and
+//! the feed `GET /api/transfers?after=&limit=` (service token: `BANK1_FEED_TOKEN`).
 //!
 //! Idempotency-Key lifecycle: a request *claims* the key for a fresh tx_no, runs the transfer,
 //! then records its reply. A replay answers the recorded reply — or, where the first request
@@ -23,7 +22,6 @@ use axum::{Json, Router};
 use common::domain::ids::TxNo;
 use common::service::error::{AppJson, Code, Error};
 use common::service::feed::{FeedRequest, Page};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Result;
@@ -32,10 +30,7 @@ use crate::transfers::{self, TransferRequest, TransferView};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/transfers", post(create).get(feed))
-        .route("/api/transfers/{tx_no}", get(status))
-        .route("/api/transfers/{tx_no}/events", get(events))
+    Router::new().route("/api/transfers", post(create).get(feed)).route("/api/transfers/{tx_no}", get(status))
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -173,8 +168,14 @@ async fn replay(state: &AppState, req: &TransferRequest, key: &str, row: store::
         None if common::now_ms() - row.created_at < claim_timeout_ms(state) => return Err(in_progress()),
         None => {
             let n = NewTransfer::abandoned(tx_no.as_str(), req);
-            let reason = "abandoned: the request holding its Idempotency-Key stopped before the transfer began";
-            Some(store::tombstone(&state.shared.db.pool, &n, reason, store::never_debited(reason)).await?)
+            Some(
+                store::tombstone(
+                    &state.shared.db.pool,
+                    &n,
+                    "abandoned: the request holding its Idempotency-Key stopped before the transfer began",
+                )
+                .await?,
+            )
         }
     };
     match row_now {
@@ -211,41 +212,6 @@ async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Res
         .await?
         .ok_or_else(|| Error::not_found(Code::UnknownTransfer, format!("no transfer {tx_no} at bank1")))?;
     Ok(Json(TransferView::from_row(&row)))
-}
-
-/// One step of a transfer's timeline at bank1.
-#[derive(Debug, Serialize)]
-pub struct EventView {
-    /// `ACCEPTED`, `HALF_SENT`, `LOCAL_COMMITTED`, `LOCAL_ROLLED_BACK`, `ANSWERED`, `CHECK_BACK`,
-    /// `REFUNDED`.
-    pub kind: String,
-    /// The half message's msg id, the answer given to the broker, why it rolled back, or how
-    /// the refund came.
-    pub detail: Option<String>,
-    pub at: String,
-    pub at_ms: i64,
-}
-
-/// `GET /api/transfers/{tx_no}/events`.
-#[derive(Debug, Serialize)]
-pub struct Timeline {
-    pub tx_no: String,
-    pub events: Vec<EventView>,
-}
-
-/// bank1's side of a transfer's timeline, in the order it was written (each step with the
-/// state change it records).
-async fn events(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<Timeline>> {
-    let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
-    let rows = store::events(&state.shared.db.read, tx_no.as_str()).await?;
-    if rows.is_empty() && store::transfer(&state.shared.db.read, &tx_no).await?.is_none() {
-        return Err(Error::not_found(Code::UnknownTransfer, format!("no transfer {tx_no} at bank1")));
-    }
-    let events = rows
-        .into_iter()
-        .map(|r| EventView { kind: r.kind, detail: r.detail, at: common::format_ms(r.at), at_ms: r.at })
-        .collect();
-    Ok(Json(Timeline { tx_no: tx_no.to_string(), events }))
 }
 
 /// `GET /api/transfers?after=<cursor>&limit=<n>`: debited transfers (COMMITTED, and REFUNDED

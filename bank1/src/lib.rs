@@ -66,7 +66,7 @@ impl Service for AppState {
     type Settings = Settings;
 
     /// Transfers, their status and the transfer feed.
-    const ROUTES: fn() -> axum::Router<Self> = http::routes;
+    const ROUTES: fn() -> utoipa_axum::router::OpenApiRouter<Self> = http::routes;
 
     async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
         let faults = FaultSwitch::new(settings.faults);

@@ -60,8 +60,25 @@ impl TransferRequest {
     }
 }
 
+/// The body of `POST /api/transfers`, as documented. The handler reads it field by field
+/// ([`TransferRequest::from_json`]) to name the first problem with its own code.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(example = json!({"from_account": "1", "to_account": "2", "amount": "100.00"}))]
+pub struct TransferBody {
+    /// The sender's account at bank1.
+    #[schema(example = "1", pattern = "^[A-Za-z0-9_-]{1,32}$")]
+    pub from_account: String,
+    /// The receiver's account at bank2.
+    #[schema(example = "2", pattern = "^[A-Za-z0-9_-]{1,32}$")]
+    pub to_account: String,
+    /// Major units as a decimal string, at most two decimals, > 0 (numbers are refused: JSON
+    /// numbers are floats).
+    #[schema(example = "100.00", pattern = "^[0-9]{1,15}(\\.[0-9]{1,2})?$")]
+    pub amount: String,
+}
+
 /// The reply to `POST /api/transfers` and the body of `GET /api/transfers/{tx_no}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TransferView {
     pub tx_no: String,
     /// COMMITTED (debited; will be credited), ROLLED_BACK (nothing debited), REFUNDED (debited,

@@ -69,8 +69,8 @@ impl Service for AppState {
     type Settings = Settings;
 
     /// Credits and the rejection feed; the operator's DLQ, redrive, refund and consumer pause.
-    const ROUTES: fn() -> axum::Router<Self> = http::routes;
-    const ADMIN_ROUTES: fn() -> axum::Router<Self> = http::admin_routes;
+    const ROUTES: fn() -> utoipa_axum::router::OpenApiRouter<Self> = http::routes;
+    const ADMIN_ROUTES: fn() -> utoipa_axum::router::OpenApiRouter<Self> = http::admin_routes;
 
     async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
         let faults = FaultSwitch::new(settings.faults);

@@ -17,8 +17,9 @@ use crate::AppState;
 const MAX_READ: usize = 100_000;
 
 /// What redrive did with one dead letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = DlqOutcome)]
 pub enum Outcome {
     Credited,
     /// Its receiver can never be credited: the funds go back to bank1.
@@ -34,7 +35,8 @@ pub enum Outcome {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = DlqItem)]
 pub struct Item {
     pub msg_id: String,
     pub tx_no: Option<String>,
@@ -43,7 +45,8 @@ pub struct Item {
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RedriveReport)]
 pub struct Report {
     pub dlq: String,
     pub scanned: usize,
@@ -155,7 +158,8 @@ pub async fn redrive(state: &AppState) -> Result<Report> {
 }
 
 /// The result of `POST /admin/dlq/refund`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = DlqRefundReport)]
 pub struct RefundReport {
     pub tx_no: String,
     /// `rejected` (now) or `already_rejected`.

@@ -41,7 +41,7 @@ impl TryFrom<String> for AppliedAs {
 }
 
 /// How a transfer reached bank2 (`de_duplication.source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Source {
     Mq,

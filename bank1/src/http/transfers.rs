@@ -17,20 +17,21 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use common::domain::ids::TxNo;
-use common::service::error::{AppJson, Code, Error};
-use common::service::feed::{FeedRequest, Page};
+use common::service::error::{AppJson, Code, Error, ErrorBody};
+use common::service::feed::{FeedQuery, FeedRequest, Page};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::Result;
 use crate::store::{self, NewTransfer, Status};
-use crate::transfers::{self, TransferRequest, TransferView};
+use crate::transfers::{self, TransferBody, TransferRequest, TransferView};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/transfers", post(create).get(feed)).route("/api/transfers/{tx_no}", get(status))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create)).routes(routes!(feed)).routes(routes!(status))
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -51,6 +52,26 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     }
 }
 
+/// Sends a transfer: debits the sender and publishes the transfer message, atomically. With an
+/// `Idempotency-Key`, a retry answers the first request's result (header
+/// `Idempotent-Replayed: true`) and never debits twice.
+#[utoipa::path(post, path = "/api/transfers", tag = "transfers",
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Makes retries safe: 1-255 visible ASCII characters, bound to this transfer's contents")),
+    request_body(content = TransferBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "COMMITTED (debited; bank2 will credit it), ROLLED_BACK (nothing debited, \
+            `reason` says why) or UNKNOWN (the status endpoint will tell)", body = TransferView,
+            headers(("idempotent-replayed" = Option<String>, description = "`true` when this is a replay"))),
+        (status = 400, description = "Not JSON (`malformed_json`) or a bad Idempotency-Key (`invalid_idempotency_key`)",
+            body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still running (`request_in_progress`)",
+            body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "Invalid fields (`invalid_account`, `invalid_amount`, `invalid_request`), \
+            a refusal (`unknown_account`, `insufficient_funds`) or a reused key (`idempotency_key_reused`); \
+            nothing was debited", body = ErrorBody),
+    ))]
 async fn create(State(state): State<AppState>, headers: HeaderMap, AppJson(body): AppJson<Value>) -> Result<Response> {
     let req = TransferRequest::from_json(&body)?;
     let key = idempotency_key(&headers)?;
@@ -206,6 +227,15 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
     r
 }
 
+/// A transfer's status at bank1.
+#[utoipa::path(get, path = "/api/transfers/{tx_no}", tag = "transfers",
+    params(("tx_no" = String, Path, description = "The transfer number `POST /api/transfers` answered",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
+    responses(
+        (status = 200, description = "The transfer", body = TransferView),
+        (status = 400, description = "Not a transfer number (`invalid_tx_no`)", body = ErrorBody),
+        (status = 404, description = "No such transfer at bank1 (`unknown_transfer`)", body = ErrorBody),
+    ))]
 async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<TransferView>> {
     let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
     let row = store::transfer(&state.shared.db.read, &tx_no)
@@ -216,6 +246,13 @@ async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Res
 
 /// `GET /api/transfers?after=<cursor>&limit=<n>`: debited transfers (COMMITTED, and REFUNDED
 /// ones) after a feed cursor.
+#[utoipa::path(get, path = "/api/transfers", tag = "feeds", security(("feed_token" = [])),
+    params(FeedQuery),
+    responses(
+        (status = 200, description = "Debited transfers after the cursor, in feed order", body = Page<TransferView>),
+        (status = 400, description = "A bad cursor or limit (`invalid_cursor`, `invalid_limit`, `bad_request`)",
+            body = ErrorBody),
+    ))]
 async fn feed(
     State(state): State<AppState>,
     FeedRequest { after, limit }: FeedRequest,

@@ -4,36 +4,55 @@
 //! `POST /admin/consumer/pause|resume` (stop and restart pulling; messages wait at the broker).
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use common::domain::ids::TxNo;
-use common::service::error::{AppJson, Result};
+use common::service::error::{AppJson, ErrorBody, Result};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::redrive;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/dlq/redrive", post(redrive_dlq))
-        .route("/admin/dlq/refund", post(refund_dead_letter))
-        .route("/admin/consumer", get(consumer_state))
-        .route("/admin/consumer/pause", post(pause))
-        .route("/admin/consumer/resume", post(resume))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(redrive_dlq))
+        .routes(routes!(refund_dead_letter))
+        .routes(routes!(consumer_state))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
+/// Reads the DLQ and applies every dead letter that can be applied now (credit, or reject and
+/// return the funds); reports each one.
+#[utoipa::path(post, path = "/admin/dlq/redrive", tag = "dlq", security(("admin_token" = [])),
+    responses((status = 200, description = "What happened to each dead letter", body = redrive::Report)))]
 async fn redrive_dlq(State(state): State<AppState>) -> Result<Json<redrive::Report>> {
     let report = redrive::redrive(&state).await?;
     tracing::warn!(scanned = report.scanned, credited = report.credited, complete = report.complete, "DLQ redrive");
     Ok(Json(report))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DlqRefundRequest)]
 struct RefundRequest {
+    /// A dead-lettered transfer that was never credited.
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     tx_no: TxNo,
 }
 
+/// Returns a dead letter's funds to bank1 instead of crediting it (reject + refund notice).
+#[utoipa::path(post, path = "/admin/dlq/refund", tag = "dlq", security(("admin_token" = [])),
+    request_body(content = RefundRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Rejected now, or already", body = redrive::RefundReport),
+        (status = 400, description = "Not JSON (`malformed_json`)", body = ErrorBody),
+        (status = 409, description = "Not applicable: not dead-lettered, already credited, or never debited at bank1",
+            body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "A bad field (`invalid_request`)", body = ErrorBody),
+    ))]
 async fn refund_dead_letter(
     State(state): State<AppState>,
     AppJson(req): AppJson<RefundRequest>,
@@ -41,21 +60,31 @@ async fn refund_dead_letter(
     redrive::refund(&state, &req.tx_no).await.map(Json)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Consumer {
+    /// Pulling stopped: messages wait at the broker.
     paused: bool,
 }
 
+/// Whether the transfer consumer is pulling.
+#[utoipa::path(get, path = "/admin/consumer", tag = "consumer", security(("admin_token" = [])),
+    responses((status = 200, description = "The consumer's state", body = Consumer)))]
 async fn consumer_state(State(state): State<AppState>) -> Json<Consumer> {
     Json(Consumer { paused: state.consumer.is_paused() })
 }
 
+/// Stops pulling transfer messages (they wait at the broker).
+#[utoipa::path(post, path = "/admin/consumer/pause", tag = "consumer", security(("admin_token" = [])),
+    responses((status = 200, description = "Paused", body = Consumer)))]
 async fn pause(State(state): State<AppState>) -> Json<Consumer> {
     state.consumer.pause().await;
     tracing::warn!("consumption paused");
     Json(Consumer { paused: true })
 }
 
+/// Starts pulling again.
+#[utoipa::path(post, path = "/admin/consumer/resume", tag = "consumer", security(("admin_token" = [])),
+    responses((status = 200, description = "Pulling", body = Consumer)))]
 async fn resume(State(state): State<AppState>) -> Json<Consumer> {
     state.consumer.resume().await;
     tracing::warn!("consumption resumed");

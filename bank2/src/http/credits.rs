@@ -3,43 +3,88 @@
 //! delivery attempt.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use common::domain::ids::TxNo;
-use common::service::error::{Code, Error};
-use serde_json::{json, Value};
+use common::service::error::{Code, Error, ErrorBody};
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::Result;
-use crate::store::{self, AppliedAs};
+use crate::store::{self, AppliedAs, Source};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/credits/{tx_no}", get(credit))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(credit))
 }
 
-async fn credit(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<Value>> {
+/// How bank2 applied a transfer. Fields that do not apply are `null`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreditView {
+    tx_no: String,
+    /// `CREDITED`, `REJECTED` (the funds go back to bank1) or `PENDING` (not applied yet).
+    outcome: &'static str,
+    credited: bool,
+    credited_at: Option<String>,
+    credited_at_ms: Option<i64>,
+    rejected_at: Option<String>,
+    rejected_at_ms: Option<i64>,
+    /// Why it was rejected.
+    reason: Option<String>,
+    /// How it arrived.
+    source: Option<Source>,
+    from_account: Option<String>,
+    to_account: Option<String>,
+    amount: Option<String>,
+    /// Every failed delivery, oldest first.
+    attempts: Vec<AttemptView>,
+}
+
+/// A delivery of the transfer message that failed (it goes down the broker's retry ladder).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    /// 0 for the first delivery, then one per retry (16 retries, then the DLQ).
+    reconsume_times: i32,
+    error: String,
+    at: String,
+    msg_id: String,
+}
+
+/// How bank2 applied a transfer, and its failed deliveries.
+#[utoipa::path(get, path = "/api/credits/{tx_no}", tag = "credits",
+    params(("tx_no" = String, Path, description = "The transfer number bank1 gave", pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
+    responses(
+        (status = 200, description = "Applied, rejected or pending", body = CreditView),
+        (status = 400, description = "Not a transfer number (`invalid_tx_no`)", body = ErrorBody),
+    ))]
+async fn credit(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<CreditView>> {
     let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
     let applied = store::applied(&state.shared.db.read, tx_no.as_str()).await?;
     let attempts = store::attempts(&state.shared.db.read, tx_no.as_str()).await?;
-    let attempts: Vec<Value> = attempts
-        .iter()
-        .map(|a| json!({"reconsume_times": a.reconsume_times, "error": a.error, "at": common::format_ms(a.at), "msg_id": a.msg_id}))
+    let attempts = attempts
+        .into_iter()
+        .map(|a| AttemptView {
+            reconsume_times: a.reconsume_times,
+            error: a.error,
+            at: common::format_ms(a.at),
+            msg_id: a.msg_id,
+        })
         .collect();
     let credited = applied.as_ref().filter(|a| a.outcome == AppliedAs::Credited);
     let rejected = applied.as_ref().filter(|a| a.outcome == AppliedAs::Rejected);
-    Ok(Json(json!({
-        "tx_no": tx_no,
-        "outcome": applied.as_ref().map_or("PENDING", |a| a.outcome.as_str()),
-        "credited": credited.is_some(),
-        "credited_at": credited.map(|c| common::format_ms(c.credited_at)),
-        "credited_at_ms": credited.map(|c| c.credited_at),
-        "rejected_at": rejected.map(|r| common::format_ms(r.credited_at)),
-        "rejected_at_ms": rejected.map(|r| r.credited_at),
-        "reason": rejected.and_then(|r| r.reason.clone()),
-        "source": applied.as_ref().map(|a| a.source),
-        "from_account": applied.as_ref().map(|a| a.from_account.clone()),
-        "to_account": applied.as_ref().map(|a| a.to_account.clone()),
-        "amount": applied.as_ref().map(|a| common::domain::money::format_minor(a.amount)),
-        "attempts": attempts,
-    })))
+    Ok(Json(CreditView {
+        tx_no: tx_no.to_string(),
+        outcome: applied.as_ref().map_or("PENDING", |a| a.outcome.as_str()),
+        credited: credited.is_some(),
+        credited_at: credited.map(|c| common::format_ms(c.credited_at)),
+        credited_at_ms: credited.map(|c| c.credited_at),
+        rejected_at: rejected.map(|r| common::format_ms(r.credited_at)),
+        rejected_at_ms: rejected.map(|r| r.credited_at),
+        reason: rejected.and_then(|r| r.reason.clone()),
+        source: applied.as_ref().map(|a| a.source),
+        from_account: applied.as_ref().map(|a| a.from_account.clone()),
+        to_account: applied.as_ref().map(|a| a.to_account.clone()),
+        amount: applied.as_ref().map(|a| common::domain::money::format_minor(a.amount)),
+        attempts,
+    }))
 }

@@ -6,12 +6,12 @@ mod admin;
 mod credits;
 mod rejections;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().merge(credits::routes()).merge(rejections::routes())
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(credits::routes()).merge(rejections::routes())
 }
 
 pub use admin::routes as admin_routes;

@@ -3,18 +3,28 @@
 //! given after commit by the sequencer, so a cursor never skips one.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use common::service::feed::{FeedRequest, Page, RejectionEntry};
+use axum::Json;
+use common::service::error::ErrorBody;
+use common::service::feed::{FeedQuery, FeedRequest, Page, RejectionEntry};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::Result;
 use crate::store;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/rejections", get(feed))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(feed))
 }
 
+/// Transfers bank2 rejected (their funds go back to bank1), after a feed cursor.
+#[utoipa::path(get, path = "/api/rejections", tag = "feeds", security(("feed_token" = [])),
+    params(FeedQuery),
+    responses(
+        (status = 200, description = "Rejections after the cursor, in feed order", body = Page<RejectionEntry>),
+        (status = 400, description = "A bad cursor or limit (`invalid_cursor`, `invalid_limit`, `bad_request`)",
+            body = ErrorBody),
+    ))]
 async fn feed(
     State(state): State<AppState>,
     FeedRequest { after, limit }: FeedRequest,

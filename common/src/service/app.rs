@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::domain::signing::{PeerKeys, Signer};
 use crate::infra::db::Db;
@@ -23,6 +24,7 @@ use crate::infra::mq::consumer::{ConsumerConfig, Handler, PushConsumer};
 use crate::infra::mq::tx::{LocalTransaction, ProducerConfig, TxProducer};
 use crate::infra::mq::MqRuntime;
 use crate::infra::peer::Peer;
+use crate::service::api;
 use crate::service::auth::Guard;
 use crate::service::error::{Code, Error, Result};
 use crate::service::faults::Switch;
@@ -34,9 +36,10 @@ use crate::service::settings::{self, BankSettings, Names};
 pub trait Service: Reconciler + Clone + Send + Sync + Sized + 'static {
     type Settings: BankSettings;
 
-    /// The bank's own routes, and its own `/admin/*` routes (the token guard is added).
-    const ROUTES: fn() -> Router<Self>;
-    const ADMIN_ROUTES: fn() -> Router<Self> = Router::new;
+    /// The bank's own routes, and its own `/admin/*` routes (the token guard is added), each
+    /// documented for the OpenAPI contract ([`crate::service::api`]).
+    const ROUTES: fn() -> OpenApiRouter<Self>;
+    const ADMIN_ROUTES: fn() -> OpenApiRouter<Self> = OpenApiRouter::new;
 
     /// Starts the MQ roles on a migrated database ([`Base`]).
     fn start(settings: Self::Settings, base: Base) -> impl Future<Output = anyhow::Result<Self>> + Send;
@@ -183,22 +186,30 @@ impl Base {
 }
 
 /// The router of a bank: its own routes, the routes every bank has (accounts, health,
-/// quarantine), and `/admin/*` — its own, faults and reconcile — behind the admin token.
+/// quarantine, metrics), `/admin/*` — its own, faults and reconcile — behind the admin token,
+/// and the API's contract: `/api-docs/openapi.json` and `/docs` ([`crate::service::api`]).
 pub fn router<S: Service>(state: S) -> Router {
+    let (router, spec) = api::split(state.shared().names.bank, documented_routes(&state));
+    let metrics = state.shared().metrics.clone();
+    router
+        .merge(api::docs(spec))
+        .fallback(|| async { Error::not_found(Code::NotFound, "no such endpoint") })
+        .layer(from_fn_with_state(metrics, crate::service::metrics::track))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Every route of `S` with its documentation, guards included.
+fn documented_routes<S: Service>(state: &S) -> OpenApiRouter<S> {
     let admin = (S::ADMIN_ROUTES)()
         .merge(crate::service::faults::routes::<S>())
         .merge(reconcile::routes::<S>())
         .route_layer(from_fn_with_state(state.shared().admin_guard.clone(), crate::service::auth::require_bearer));
-    let metrics = state.shared().metrics.clone();
     (S::ROUTES)()
         .merge(crate::service::routes::routes::<S>())
         .merge(crate::service::quarantine::routes::<S>())
         .merge(crate::service::metrics::routes::<S>())
         .merge(admin)
-        .fallback(|| async { Error::not_found(Code::NotFound, "no such endpoint") })
-        .layer(from_fn_with_state(metrics, crate::service::metrics::track))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// A started service with its listener bound.

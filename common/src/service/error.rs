@@ -1,7 +1,8 @@
 //! The services' one error type, and the one error body every HTTP API here answers with:
 //! `{"error":{"code","message"}}`, with the code from a closed set ([`Code`]). 5xx bodies are
-//! opaque; their detail is logged once, here. [`AppJson`] routes JSON rejections (bad syntax,
-//! wrong types, wrong content type) into the same shape instead of axum's plain-text replies.
+//! opaque; their detail is logged once, here. [`AppJson`] and [`AppQuery`] route extractor
+//! rejections (bad syntax, wrong types, wrong content type) into the same shape instead of
+//! axum's plain-text replies.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -13,7 +14,7 @@ use serde::Serialize;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Every error code the APIs answer with (the JSON form is snake_case: `invalid_amount`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Code {
     // The request itself.
@@ -106,19 +107,23 @@ impl Error {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error answer: `{"error":{"code","message"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: Code,
-    message: &'a str,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// What went wrong, from a closed set.
+    pub code: Code,
+    /// The problem in words (5xx: opaque).
+    pub message: String,
 }
 
 fn body(status: StatusCode, code: Code, message: &str) -> Response {
-    let mut response = (status, Json(Body { error: Inner { code, message } })).into_response();
+    let error = ErrorBody { error: ErrorDetail { code, message: message.to_owned() } };
+    let mut response = (status, Json(error)).into_response();
     if status == StatusCode::UNAUTHORIZED {
         // RFC 9110: a 401 names the scheme it wants.
         response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -165,6 +170,25 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// `Query<T>` whose rejections answer in the [`Error`] shape (400 `bad_request`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for AppQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(rejection) => Err(Error::bad_request(Code::BadRequest, rejection.body_text())),
         }
     }
 }

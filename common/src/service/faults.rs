@@ -5,14 +5,18 @@
 use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::money::{Amount, Threshold};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+
+use crate::service::api::generic;
 use crate::service::app::{FaultsOf, Service};
-use crate::service::error::AppJson;
+use crate::service::error::{AppJson, ErrorBody};
 
 /// A shared `T` read by copy; the lock is never held across an await.
 #[derive(Debug, Clone, Default)]
@@ -47,20 +51,54 @@ impl Trips for Option<Threshold> {
 }
 
 /// A bank's thresholds and the `PUT /admin/faults` body that changes them.
-pub trait FaultSet: Copy + Default + Serialize + Send + Sync + 'static {
-    type Patch: DeserializeOwned + Send;
+pub trait FaultSet: Copy + Default + Serialize + ToSchema + Send + Sync + 'static {
+    type Patch: DeserializeOwned + ToSchema + Send;
     fn apply(&mut self, patch: Self::Patch);
 }
 
-/// `GET|PUT /admin/faults` of a bank.
-pub fn routes<S: Service>() -> Router<S> {
-    Router::new().route("/admin/faults", get(get_faults::<S>).put(put_faults::<S>))
+/// `GET|PUT /admin/faults` of a bank. The bodies are the bank's own types, filled in here: the
+/// documented handlers are generic over the bank.
+pub fn routes<S: Service>() -> OpenApiRouter<S> {
+    let get = generic::<__path_get_faults, _, _, _>(get_faults::<S>);
+    let put = generic::<__path_put_faults, _, _, _>(put_faults::<S>);
+    OpenApiRouter::new().routes(with_bodies::<S>(get)).routes(with_bodies::<S>(put))
 }
 
+fn with_bodies<S: Service>(mut route: UtoipaMethodRouter<S>) -> UtoipaMethodRouter<S> {
+    let json = |name: &str| ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build();
+    let (faults, patch) = (FaultsOf::<S>::name(), <FaultsOf<S> as FaultSet>::Patch::name());
+    for item in route.1.paths.values_mut() {
+        for op in [item.get.as_mut(), item.put.as_mut()].into_iter().flatten() {
+            let op: &mut Operation = op;
+            if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+                ok.content.insert("application/json".to_owned(), RefOr::T(json(&faults)));
+            }
+            if let Some(RefOr::T(body)) = op.request_body.as_mut() {
+                body.content.insert("application/json".to_owned(), RefOr::T(json(&patch)));
+            }
+        }
+    }
+    route.0.push((faults.into_owned(), FaultsOf::<S>::schema()));
+    route.0.push((patch.into_owned(), <FaultsOf<S> as FaultSet>::Patch::schema()));
+    route
+}
+
+/// The bank's fault thresholds now.
+#[utoipa::path(get, path = "/admin/faults", tag = "faults", security(("admin_token" = [])),
+    responses((status = 200, description = "The thresholds; `null` = off")))]
 async fn get_faults<S: Service>(State(state): State<S>) -> AppJson<FaultsOf<S>> {
     AppJson(state.faults().get())
 }
 
+/// Sets fault thresholds: fields present are set (`null` turns one off), absent ones are kept.
+#[utoipa::path(put, path = "/admin/faults", tag = "faults", security(("admin_token" = [])),
+    request_body(description = "The thresholds to change", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The thresholds after the change"),
+        (status = 400, description = "Not JSON (`malformed_json`)", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "An unknown field or a bad amount (`invalid_request`)", body = ErrorBody),
+    ))]
 async fn put_faults<S: Service>(
     State(state): State<S>,
     AppJson(patch): AppJson<<FaultsOf<S> as FaultSet>::Patch>,
@@ -86,18 +124,22 @@ macro_rules! fault_set {
         $($(#[$fmeta:meta])* $field:ident = $env:literal,)*
     }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, clap::Args)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, clap::Args, utoipa::ToSchema)]
         pub struct $name {
             $($(#[$fmeta])*
             #[arg(long, env = $env, value_parser = $crate::domain::money::Threshold::parse_arg)]
+            #[schema(value_type = Option<String>, required, example = "100.00", pattern = "^[0-9]{1,15}(\\.[0-9]{1,2})?$")]
             pub $field: Option<$crate::domain::money::Threshold>,)*
         }
 
-        /// A `PUT /admin/faults` body.
-        #[derive(Debug, Default, serde::Deserialize)]
+        /// A `PUT /admin/faults` body: an amount turns a fault on at that threshold, `null`
+        /// turns it off, an absent field is kept.
+        #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $patch {
-            $(#[serde(default, deserialize_with = "common::service::faults::present")]
+            $($(#[$fmeta])*
+            #[serde(default, deserialize_with = "common::service::faults::present")]
+            #[schema(value_type = Option<String>, example = "100.00", pattern = "^[0-9]{1,15}(\\.[0-9]{1,2})?$")]
             pub $field: Option<Option<$crate::domain::money::Threshold>>,)*
         }
 

@@ -16,16 +16,16 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyPool};
 
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::service::app::Service;
-use crate::service::error::{Code, Error, Result};
+use crate::service::error::{AppQuery, Code, Error, Result};
 use tokio::sync::Notify;
 
 /// One entry of bank2's rejection feed (`GET /api/rejections`), as served and as bank1's refund
 /// reconciler reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RejectionEntry {
     pub tx_no: String,
     pub from_account: String,
@@ -37,9 +37,10 @@ pub struct RejectionEntry {
 }
 
 /// A feed page: the entries, and the cursor to ask for next.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// The cursor to pass as `after` for the next page (the same one when this page is empty).
     pub next: String,
 }
 
@@ -157,9 +158,14 @@ impl FeedTable {
 }
 
 /// A feed request's `?after=<cursor>&limit=<n>`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
+    /// The cursor of the previous page's `next` (0, or absent, for the start).
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub after: Option<String>,
+    /// Entries per page (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -197,9 +203,7 @@ impl<S: Service> FromRequestParts<S> for FeedRequest {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         state.shared().feed_guard.check(&parts.headers)?;
-        let Query(q) = Query::<FeedQuery>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| Error::bad_request(Code::BadRequest, e.body_text()))?;
+        let AppQuery(q) = AppQuery::<FeedQuery>::from_request_parts(parts, state).await?;
         let (after, limit) = q.bounds()?;
         Ok(Self { after, limit })
     }

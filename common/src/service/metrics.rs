@@ -14,9 +14,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::infra::metrics::Metrics;
 use crate::service::app::Service;
@@ -39,10 +38,14 @@ pub fn describe() {
 }
 
 /// `GET /metrics` (Prometheus text format).
-pub fn routes<S: Service>() -> Router<S> {
-    Router::new().route("/metrics", get(render::<S>))
+pub fn routes<S: Service>() -> OpenApiRouter<S> {
+    OpenApiRouter::new().routes(crate::service::api::generic::<__path_render, _, _, _>(render::<S>))
 }
 
+/// The bank's metrics in the Prometheus text format (the README lists each one).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4")))]
 async fn render<S: Service>(State(state): State<S>) -> Response {
     let shared = state.shared();
     let pending = crate::service::reconcile::pending_count(state.pool()).await;

@@ -2,6 +2,7 @@
 //!
 //! - [`app`]: the skeleton (`Service`, `Shared`, `App`, the router, `main`): bind, serve,
 //!   drain, stop.
+//! - [`api`]: the OpenAPI contract derived from the handlers, `/api-docs/openapi.json`, `/docs`.
 //! - [`settings`]: the settings every bank has, under each bank's environment names.
 //! - [`error`]: the one error type, its codes and the `{"error":{"code","message"}}` body.
 //! - [`auth`]: bearer tokens for `/admin/*` and the feeds.
@@ -14,6 +15,7 @@
 //! - [`inbox`]: opening a delivered message (signature, parse, KEYS) and quarantining what
 //!   must never move money ([`quarantine`]).
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod error;

@@ -3,10 +3,10 @@
 //! and acknowledged, so it never blocks a queue. Both banks keep the same `quarantine` table.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use sqlx::AnyPool;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::infra::mq::{self, MessageExt};
 
@@ -118,22 +118,52 @@ pub async fn list(pool: &AnyPool, limit: i64) -> sqlx::Result<Vec<Quarantined>> 
 }
 
 /// `GET /api/quarantine`: the newest 500, with code and reason.
-pub fn routes<S: crate::service::app::Service>() -> Router<S> {
-    Router::new().route("/api/quarantine", get(list_handler::<S>))
+pub fn routes<S: crate::service::app::Service>() -> OpenApiRouter<S> {
+    OpenApiRouter::new().routes(crate::service::api::generic::<__path_list_handler, _, _, _>(list_handler::<S>))
 }
 
+/// A quarantined message as `GET /api/quarantine` shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QuarantineItem {
+    /// The message's KEYS (bounded: a long one is replaced by its hash).
+    pub msg_key: String,
+    pub msg_id: String,
+    pub tx_no: Option<String>,
+    /// The body as delivered (lossy UTF-8).
+    pub body: String,
+    /// `bad_signature`, `conflicting_duplicate`, `malformed` or `unmatched`.
+    pub code: String,
+    pub reason: String,
+    /// When it was quarantined (RFC 3339, UTC).
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QuarantineList {
+    /// Newest first.
+    pub items: Vec<QuarantineItem>,
+}
+
+/// The newest 500 quarantined messages: delivered, never applied, acknowledged.
+#[utoipa::path(get, path = "/api/quarantine", tag = "operations",
+    responses((status = 200, description = "Newest first", body = QuarantineList)))]
 async fn list_handler<S: crate::service::app::Service>(
     State(state): State<S>,
-) -> crate::service::error::Result<Json<serde_json::Value>> {
+) -> crate::service::error::Result<Json<QuarantineList>> {
     let rows = list(&state.shared().db.pool, 500).await?;
-    let items: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|q| {
-            serde_json::json!({"msg_key": q.msg_key, "msg_id": q.msg_id, "tx_no": q.tx_no, "body": q.body,
-                "code": q.code, "reason": q.reason, "at": crate::format_ms(q.at)})
+    let items = rows
+        .into_iter()
+        .map(|q| QuarantineItem {
+            at: crate::format_ms(q.at),
+            msg_key: q.msg_key,
+            msg_id: q.msg_id,
+            tx_no: q.tx_no,
+            body: q.body,
+            code: q.code,
+            reason: q.reason,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(QuarantineList { items }))
 }
 
 #[cfg(test)]

@@ -14,15 +14,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
+use utoipa_axum::router::OpenApiRouter;
 
+use crate::service::api::generic;
 use crate::service::app::{Background, Service};
-use crate::service::error::{Code, Error, Result};
+use crate::service::error::{AppQuery, Code, Error, ErrorBody, Result};
 
 /// First retry delay of a parked entry; doubled per attempt up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(2);
@@ -75,7 +76,7 @@ pub trait Reconciler: Send + Sync {
 }
 
 /// A parked entry as the report shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Pending {
     pub tx_no: String,
     pub error: String,
@@ -85,15 +86,18 @@ pub struct Pending {
 }
 
 /// An entry settled without being applied.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SettledEntry {
     pub tx_no: String,
     pub outcome: &'static str,
     pub detail: String,
 }
 
-/// What one run did.
-#[derive(Debug, Default, Clone, Serialize)]
+/// What one run did. Besides the fields listed, it has one field per way of applying: a list
+/// of the tx_nos applied by this run (bank2: `credited`, `rejected`; bank1: `refunded`), and a
+/// count of those found applied before (`already_credited`, …).
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ReconcileReport)]
 pub struct Report {
     pub cursor_before: i64,
     pub cursor_after: i64,
@@ -105,9 +109,11 @@ pub struct Report {
     pub retried: usize,
     /// Applied by this run, by how: `{"credited": [tx_no…], …}`.
     #[serde(flatten)]
+    #[schema(ignore)]
     pub now: BTreeMap<&'static str, Vec<String>>,
     /// Found applied already, by label: `{"already_credited": n, …}`.
     #[serde(flatten)]
+    #[schema(ignore)]
     pub before: BTreeMap<&'static str, usize>,
     pub settled: Vec<SettledEntry>,
     /// Entries parked after this run (all of them, not only this run's), with why.
@@ -183,13 +189,18 @@ pub async fn run_once<R: Reconciler>(r: &R, pool: &AnyPool, grace: Duration) -> 
 }
 
 /// How a bank reconciles.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ReconcileSettings)]
 pub struct Settings {
     #[serde(skip)]
     pub cursor: &'static str,
+    /// Between two runs of its own (0: only when asked).
     #[serde(serialize_with = "as_millis", rename = "interval_ms")]
+    #[schema(value_type = u64)]
     pub interval: Duration,
+    /// Entries younger than this are left for a later run (the messages may still deliver).
     #[serde(serialize_with = "as_millis", rename = "grace_ms")]
+    #[schema(value_type = u64)]
     pub grace: Duration,
     /// The feed's bank.
     pub peer_url: String,
@@ -239,18 +250,25 @@ pub async fn pending_count(pool: &AnyPool) -> sqlx::Result<i64> {
 
 /// `GET /admin/reconcile` (cursor, settings, parked entries) and `POST /admin/reconcile` (run
 /// now; `?grace=0s` overrides the grace period).
-pub fn routes<S: Service>() -> Router<S> {
-    Router::new().route("/admin/reconcile", get(view::<S>).post(run_now::<S>))
+pub fn routes<S: Service>() -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(generic::<__path_view, _, _, _>(view::<S>))
+        .routes(generic::<__path_run_now, _, _, _>(run_now::<S>))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReconcileView)]
 struct View {
+    /// The last position of the other bank's feed this bank has applied, settled or parked.
     cursor: String,
     #[serde(flatten)]
     settings: Settings,
     pending: Vec<Pending>,
 }
 
+/// The reconciler's cursor, settings and parked entries.
+#[utoipa::path(get, path = "/admin/reconcile", tag = "reconciliation", security(("admin_token" = [])),
+    responses((status = 200, description = "Cursor, settings and parked entries", body = View)))]
 async fn view<S: Service>(State(state): State<S>) -> Result<Json<View>> {
     let shared = state.shared();
     let settings = shared.reconcile.clone();
@@ -259,12 +277,22 @@ async fn view<S: Service>(State(state): State<S>) -> Result<Json<View>> {
     Ok(Json(View { cursor: cursor.to_string(), settings, pending }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RunQuery {
+    /// Overrides the grace period for this run (`0s`, `30s`, `2m`).
+    #[param(pattern = "^[0-9]+(ms|s|m|h)?$", example = "0s")]
     grace: Option<String>,
 }
 
-async fn run_now<S: Service>(State(state): State<S>, Query(q): Query<RunQuery>) -> Result<Json<Report>> {
+/// Runs one reconciliation pass now, and reports what it did.
+#[utoipa::path(post, path = "/admin/reconcile", tag = "reconciliation", security(("admin_token" = [])),
+    params(RunQuery),
+    responses(
+        (status = 200, description = "What the run did", body = Report),
+        (status = 400, description = "`grace` is not a duration (`invalid_grace`)", body = ErrorBody),
+    ))]
+async fn run_now<S: Service>(State(state): State<S>, AppQuery(q): AppQuery<RunQuery>) -> Result<Json<Report>> {
     let grace = match q.grace.as_deref() {
         None => state.shared().reconcile.grace,
         Some(g) => crate::infra::clock::parse_duration(g).map_err(|e| Error::bad_request(Code::InvalidGrace, e))?,

@@ -2,17 +2,23 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use sqlx::AnyPool;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::domain::ids::AccountNo;
+use crate::service::api::generic;
 use crate::service::app::Service;
-use crate::service::error::{Code, Error, Result};
+use crate::service::error::{Code, Error, ErrorBody, Result};
 
-pub fn routes<S: Service>() -> Router<S> {
-    Router::new().route("/api/accounts/{account_no}", get(account_view::<S>)).route("/health", get(health::<S>))
+pub fn routes<S: Service>() -> OpenApiRouter<S> {
+    OpenApiRouter::new().routes(generic::<__path_account_view, _, _, _>(account_view::<S>)).routes(generic::<
+        __path_health,
+        _,
+        _,
+        _,
+    >(health::<S>))
 }
 
 /// An account as both banks store it.
@@ -37,14 +43,24 @@ pub async fn account(pool: &AnyPool, no: &AccountNo) -> sqlx::Result<Option<Acco
 }
 
 /// An account as the API shows it.
-#[derive(Debug, Serialize)]
-struct AccountView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountView {
     account_no: String,
     account_name: String,
+    /// Major units, two decimals (`"100.00"`).
     balance: String,
+    /// `OPEN` or `CLOSED`.
     status: String,
 }
 
+/// An account and its balance.
+#[utoipa::path(get, path = "/api/accounts/{account_no}", tag = "accounts",
+    params(("account_no" = String, Path, description = "The account number", pattern = "^[A-Za-z0-9_-]{1,32}$", example = "1")),
+    responses(
+        (status = 200, description = "The account", body = AccountView),
+        (status = 400, description = "Not a valid account number (`invalid_account`)", body = ErrorBody),
+        (status = 404, description = "No such account here (`unknown_account`)", body = ErrorBody),
+    ))]
 async fn account_view<S: Service>(State(state): State<S>, Path(no): Path<String>) -> Result<Json<AccountView>> {
     let no = AccountNo::parse(&no).map_err(|e| Error::bad_request(Code::InvalidAccount, e.to_string()))?;
     let shared = state.shared();
@@ -59,14 +75,20 @@ async fn account_view<S: Service>(State(state): State<S>, Path(no): Path<String>
     }))
 }
 
-#[derive(Debug, Serialize)]
-struct Health {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
     service: &'static str,
     /// `ok`, or `degraded` when the database does not answer.
     status: &'static str,
     database: bool,
 }
 
+/// Whether the service and its database answer.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "Serving", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    ))]
 async fn health<S: Service>(State(state): State<S>) -> (StatusCode, Json<Health>) {
     let shared = state.shared();
     let database = sqlx::query("SELECT 1").execute(&shared.db.pool).await.is_ok();

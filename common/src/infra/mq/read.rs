@@ -11,6 +11,9 @@ use super::MqRuntime;
 
 /// RocketMQ's NO_MESSAGE response code.
 const NO_MESSAGE: i32 = 208;
+/// RocketMQ's TOPIC_NOT_EXIST response code: the name server has no route for the topic (a
+/// DLQ before its first dead letter).
+const TOPIC_NOT_EXIST: i32 = 17;
 
 /// Messages of `topic` whose KEYS contain `key` (at most 64).
 pub async fn messages_by_key(rt: &MqRuntime, namesrv: &str, topic: &str, key: &str) -> anyhow::Result<Vec<MessageExt>> {
@@ -24,8 +27,11 @@ pub async fn messages_by_key(rt: &MqRuntime, namesrv: &str, topic: &str, key: &s
     producer.shutdown().await;
     match r {
         Ok(r) => Ok(r.message_list().to_vec()),
-        // The client reports "no message" as an error (response code NO_MESSAGE).
-        Err(e) if e.source_ref::<MQClientException>().is_some_and(|x| x.response_code() == NO_MESSAGE) => {
+        // The client reports "no message", and "no such topic", as errors.
+        Err(e)
+            if e.source_ref::<MQClientException>()
+                .is_some_and(|x| [NO_MESSAGE, TOPIC_NOT_EXIST].contains(&x.response_code())) =>
+        {
             Ok(Vec::new())
         }
         Err(e) => Err(anyhow::anyhow!("querying {topic} by key {key}: {e}")),

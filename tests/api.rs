@@ -23,7 +23,8 @@ const SHARED: &[&str] = &[
     "GET /admin/reconcile",
     "POST /admin/reconcile",
 ];
-const BANK1: &[&str] = &["POST /api/transfers", "GET /api/transfers", "GET /api/transfers/{tx_no}"];
+const BANK1: &[&str] =
+    &["POST /api/transfers", "GET /api/transfers", "GET /api/transfers/{tx_no}", "GET /api/transfers/{tx_no}/timeline"];
 const BANK2: &[&str] = &[
     "GET /api/credits/{tx_no}",
     "GET /api/rejections",

@@ -51,6 +51,10 @@ async fn unknown_receiver_refunded_to_sender() {
     assert_eq!(t["refund_source"], "MQ");
     assert!(t["refunded_at"].as_str().is_some_and(|s| s.ends_with('Z')), "{t}");
     assert_eq!(app.balance1("1").await, "1000.00", "the sender is whole again");
+    let (steps, timeline) = app.timeline(&tx).await;
+    let last = steps.last().unwrap();
+    assert_eq!(last.0, "REFUNDED", "{timeline}");
+    assert!(last.1.starts_with("MQ: ") && last.1.contains("unknown receiver account 999"), "{timeline}");
 
     let c = app.credit(&tx).await;
     assert_eq!(c["outcome"], "REJECTED", "{c}");

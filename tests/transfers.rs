@@ -78,6 +78,16 @@ async fn happy_path() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(t["status"], "COMMITTED");
     assert_eq!(t["amount"], "100.00");
+    // bank1's side of the timeline: every step of the happy path, the half message by its id.
+    let (steps, timeline) = app.timeline(tx_no).await;
+    let expected = [
+        ("ACCEPTED".to_owned(), "".to_owned()),
+        ("HALF_MESSAGE".to_owned(), "".to_owned()),
+        ("LOCAL_COMMITTED".to_owned(), "".to_owned()),
+        ("ANSWERED".to_owned(), "COMMIT".to_owned()),
+    ];
+    assert_eq!(steps, expected, "{timeline}");
+    assert!(!timeline["steps"][1]["msg_id"].as_str().unwrap().is_empty(), "{timeline}");
 
     // Each bank's /metrics counts its own side, once.
     let bank1 = |name: &'static str| app.metric(&app.bank1_url, name);
@@ -203,6 +213,11 @@ async fn bank1_failure_rolls_back() {
     let (_, t) = app.bank1_transfer(failed_tx).await;
     assert_eq!(t["status"], "ROLLED_BACK");
     assert_eq!(app.balance1("1").await, "1000.00");
+    let (steps, timeline) = app.timeline(failed_tx).await;
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names, ["ACCEPTED", "HALF_MESSAGE", "ROLLED_BACK", "ANSWERED"], "{timeline}");
+    assert!(steps[2].1.contains("local_tx_fail_at_least"), "{timeline}");
+    assert_eq!(steps[3].1, "ROLLBACK");
 
     // Below the threshold transfers go through; the rolled-back one never reaches bank2.
     let ok = app.transfer("10.00").await;
@@ -248,6 +263,17 @@ async fn unknown_resolved_by_check_back() {
     let answered = "bank1_local_transactions_total{outcome=\"committed\",answer=\"UNKNOWN\"}";
     assert_eq!(app.metric(&app.bank1_url, answered).await, 1);
     assert!(app.metric(&app.bank1_url, "bank1_check_backs_total{answer=\"COMMIT\"}").await >= 1);
+    // The timeline shows the UNKNOWN answer, then the check-back that committed it.
+    let (steps, timeline) = app.timeline(tx_no).await;
+    let expected = [
+        ("ACCEPTED".to_owned(), "".to_owned()),
+        ("HALF_MESSAGE".to_owned(), "".to_owned()),
+        ("LOCAL_COMMITTED".to_owned(), "".to_owned()),
+        ("ANSWERED".to_owned(), "UNKNOWN".to_owned()),
+        ("CHECK_BACK".to_owned(), "COMMIT".to_owned()),
+    ];
+    assert_eq!(steps[..5], expected, "{timeline}");
+    assert!(steps[5..].iter().all(|s| *s == expected[4]), "only more COMMIT check-backs may follow: {timeline}");
     assert_eq!(app.balance2("2").await, "60.00");
     app.assert_conserved(0).await;
     app.shutdown().await;
@@ -292,9 +318,14 @@ async fn crash_before_commit_check_back_rolls_back() {
     })
     .await;
     assert_eq!(t["status"], "ROLLED_BACK", "no local transaction ⇒ definitive rollback: {t}");
+    let (steps, timeline) = app.timeline(&tx_no).await;
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names[..3], ["ACCEPTED", "ROLLED_BACK", "CHECK_BACK"], "{timeline}");
+    assert_eq!(steps[2].1, "ROLLBACK", "{timeline}");
 
     // The dead instance's local transaction, arriving late, loses to the tombstone.
-    let late = bank1::producer::run_local_tx(&app.bank1_pool, &msg, bank1::faults::Faults::default()).await;
+    let half = bank1::producer::Half { msg_id: "late", at: common::now_ms() };
+    let late = bank1::producer::run_local_tx(&app.bank1_pool, &msg, half, bank1::faults::Faults::default()).await;
     assert_eq!(late, bank1::producer::LocalOutcome::Refused(bank1::producer::Refusal::Superseded));
     assert_eq!(app.balance1("1").await, "1000.00");
 
@@ -338,6 +369,12 @@ async fn bank2_failure_retries_16_times_then_dlq() {
     seen.dedup();
     assert_eq!(seen, (0..=16).collect::<Vec<_>>(), "reconsume_times 0..=16 were seen: {attempts:?}");
     assert!(attempts.iter().all(|a| a["error"].as_str().unwrap().contains("consume_fail_at_least")));
+    // Each attempt names what came next: the next rung of the ladder, and after the 16th retry the DLQ.
+    for a in &attempts {
+        let n = a["reconsume_times"].as_i64().unwrap();
+        let next = if n < 16 { ("RETRY", Some(3 + n)) } else { ("DLQ", None) };
+        assert_eq!((a["then"].as_str().unwrap(), a["next_delay_level"].as_i64()), next, "{a}");
+    }
     for rung in 0..=16 {
         let failed = format!("bank2_failed_deliveries_total{{reconsume_times=\"{rung}\"}}");
         assert!(app.bank2_metric(&failed).await >= 1, "{failed}");
@@ -561,7 +598,8 @@ async fn idempotency_key_survives_crash_between_claim_and_send() {
         amount: Amount::parse("25.00").unwrap(),
         created_at_ms: common::now_ms(),
     };
-    let outcome = bank1::producer::run_local_tx(&app.bank1_pool, &late, bank1::faults::Faults::default()).await;
+    let half = bank1::producer::Half { msg_id: "late", at: common::now_ms() };
+    let outcome = bank1::producer::run_local_tx(&app.bank1_pool, &late, half, bank1::faults::Faults::default()).await;
     assert_eq!(outcome, bank1::producer::LocalOutcome::Refused(bank1::producer::Refusal::Superseded));
 
     app.wait_credited(first["tx_no"].as_str().unwrap(), DELIVERY).await;

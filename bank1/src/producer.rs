@@ -11,7 +11,7 @@ use sqlx::AnyPool;
 
 use crate::faults::{FaultSwitch, Faults};
 use crate::metrics::Metrics;
-use crate::store::{self, Facts, NewTransfer, Status};
+use crate::store::{self, Facts, LocalSteps, NewTransfer, Status};
 
 /// What the local transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +56,10 @@ impl LocalTransaction for DebitTx {
     /// What happened, and what bank1 answered the broker.
     type Outcome = (LocalOutcome, LocalTransactionState);
 
-    async fn execute(&self, msg: &TransferMessage) -> (Self::Outcome, LocalTransactionState) {
+    async fn execute(&self, msg: &TransferMessage, msg_id: &str) -> (Self::Outcome, LocalTransactionState) {
         let faults = self.faults.get();
-        let outcome = run_local_tx(&self.pool, msg, faults).await;
+        let half = Half { msg_id, at: common::now_ms() };
+        let outcome = run_local_tx(&self.pool, msg, half, faults).await;
         let state = answer(&outcome, msg, faults);
         tracing::info!(tx_no = %msg.tx_no, ?outcome, ?state, "local transaction done");
         self.metrics.local_transaction(&outcome, state);
@@ -69,6 +70,33 @@ impl LocalTransaction for DebitTx {
         let answer = check_back(&self.pool, msg, self.faults.get()).await;
         self.metrics.check_back(answer);
         answer
+    }
+}
+
+/// The half message a local transaction runs for: its id, and when the local transaction began.
+#[derive(Debug, Clone, Copy)]
+pub struct Half<'a> {
+    pub msg_id: &'a str,
+    pub at: i64,
+}
+
+impl<'a> Half<'a> {
+    /// What the row records of the local transaction that answers `state`. A committed row
+    /// records the answer decided before its commit; should the commit's own reply be lost
+    /// (bank1 cannot tell whether it committed), bank1 answers UNKNOWN instead and the
+    /// check-back, recorded as such, settles it.
+    fn steps(self, state: LocalTransactionState) -> LocalSteps<'a> {
+        let msg_id = Some(self.msg_id).filter(|id| !id.is_empty());
+        LocalSteps { msg_id, half_at: Some(self.at), answer: Some(answer_name(state)) }
+    }
+}
+
+/// An answer as bank1's rows spell it.
+pub fn answer_name(state: LocalTransactionState) -> &'static str {
+    match state {
+        LocalTransactionState::CommitMessage => "COMMIT",
+        LocalTransactionState::RollbackMessage => "ROLLBACK",
+        LocalTransactionState::Unknown => "UNKNOWN",
     }
 }
 
@@ -86,12 +114,14 @@ fn answer(outcome: &LocalOutcome, msg: &TransferMessage, faults: Faults) -> Loca
 }
 
 /// The local transaction: claim the tx_no with a COMMITTED row, debit conditionally, commit —
-/// all in ONE database transaction. Refusals roll back and leave a ROLLED_BACK row.
-pub async fn run_local_tx(pool: &AnyPool, msg: &TransferMessage, faults: Faults) -> LocalOutcome {
-    match try_local_tx(pool, msg, faults).await {
+/// all in ONE database transaction. Refusals roll back and leave a ROLLED_BACK row. Either row
+/// records the half message and the answer the broker gets (decided before the commit).
+pub async fn run_local_tx(pool: &AnyPool, msg: &TransferMessage, half: Half<'_>, faults: Faults) -> LocalOutcome {
+    match try_local_tx(pool, msg, half, faults).await {
         Ok(LocalOutcome::Refused(r)) => {
             if r != Refusal::Superseded {
-                if let Err(e) = store::tombstone(pool, &NewTransfer::of(msg), r.reason()).await {
+                let steps = half.steps(LocalTransactionState::RollbackMessage);
+                if let Err(e) = store::tombstone(pool, &NewTransfer::of(msg), r.reason(), &steps).await {
                     tracing::warn!(tx_no = %msg.tx_no, error = %e, "could not record the refusal; the check-back will");
                 }
             }
@@ -102,10 +132,16 @@ pub async fn run_local_tx(pool: &AnyPool, msg: &TransferMessage, faults: Faults)
     }
 }
 
-async fn try_local_tx(pool: &AnyPool, msg: &TransferMessage, faults: Faults) -> sqlx::Result<LocalOutcome> {
+async fn try_local_tx(
+    pool: &AnyPool,
+    msg: &TransferMessage,
+    half: Half<'_>,
+    faults: Faults,
+) -> sqlx::Result<LocalOutcome> {
+    let steps = half.steps(answer(&LocalOutcome::Committed, msg, faults));
     let mut tx = pool.begin().await?;
     // The row first: it takes the write lock at once (SQLite) and loses cleanly to a tombstone.
-    match store::insert_transfer(&mut tx, &NewTransfer::of(msg), Status::Committed, None).await {
+    match store::insert_transfer(&mut tx, &NewTransfer::of(msg), Status::Committed, None, &steps).await {
         Ok(()) => {}
         Err(e) if common::infra::db::is_unique_violation(&e) => return Ok(LocalOutcome::Refused(Refusal::Superseded)),
         Err(e) => return Err(e),
@@ -148,17 +184,18 @@ pub async fn check_back(pool: &AnyPool, msg: &MessageExt, faults: Faults) -> Loc
             NewTransfer { transfer, created_at: common::now_ms() }
         }
     };
-    match store::tombstone(pool, &t, "check-back: no local transaction committed").await {
-        Ok(row) if row.status != Status::RolledBack => {
-            let lost = common::domain::money::Amount::from_minor(row.amount)
-                .is_some_and(|a| faults.lose_message_at_least.trips(a));
-            if lost {
-                LocalTransactionState::RollbackMessage
-            } else {
-                LocalTransactionState::CommitMessage
-            }
+    let answer_of = |row: &store::TransferRow| {
+        let lost = common::domain::money::Amount::from_minor(row.amount)
+            .is_some_and(|a| faults.lose_message_at_least.trips(a));
+        if row.status == Status::RolledBack || lost {
+            LocalTransactionState::RollbackMessage
+        } else {
+            LocalTransactionState::CommitMessage
         }
-        Ok(_) => LocalTransactionState::RollbackMessage,
+    };
+    let msg_id = common::infra::mq::message_key(msg);
+    match store::check_back(pool, &t, Some(&msg_id), |row| answer_name(answer_of(row))).await {
+        Ok((row, _)) => answer_of(&row),
         Err(e) => {
             tracing::warn!(tx_no = %t.transfer.tx_no, error = %e, "check-back could not read the database; answering UNKNOWN");
             LocalTransactionState::Unknown

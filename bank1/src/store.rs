@@ -26,6 +26,20 @@ pub struct TransferRow {
     pub committed_at: Option<i64>,
     pub refunded_at: Option<i64>,
     pub refund_source: Option<String>,
+    /// The local transaction's steps (migration 0005): the half message's id, when the local
+    /// transaction began, what it answered the broker; when a ROLLED_BACK row was written.
+    pub msg_id: Option<String>,
+    pub half_at: Option<i64>,
+    pub answer: Option<String>,
+    pub rolled_back_at: Option<i64>,
+}
+
+/// A check-back of a transfer's half message, and bank1's answer.
+#[derive(Debug, Clone, FromRow)]
+pub struct CheckBackRow {
+    pub msg_id: Option<String>,
+    pub at: i64,
+    pub answer: String,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -38,7 +52,8 @@ pub struct IdempotencyRow {
 }
 
 pub const TRANSFER_COLUMNS: &str = "seq, feed_pos, tx_no, from_account, to_account, amount, status, reason, \
-                                    created_at, committed_at, refunded_at, refund_source";
+                                    created_at, committed_at, refunded_at, refund_source, msg_id, half_at, answer, \
+                                    rolled_back_at";
 
 /// The transfer feed's rows and order (see [`common::feed`]): every transfer that was debited,
 /// refunded ones included (they were committed first).
@@ -93,18 +108,30 @@ impl<'a> NewTransfer<'a> {
     }
 }
 
+/// What a local transaction knows of itself, recorded on the row it writes: the half
+/// message's id, when it began, and the answer it gives the broker. Empty for rows no local
+/// transaction wrote (a check-back's tombstone, a half message the broker never took).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalSteps<'a> {
+    pub msg_id: Option<&'a str>,
+    pub half_at: Option<i64>,
+    pub answer: Option<&'static str>,
+}
+
 /// Inserts the transfer row; fails with a unique violation when the tx_no is taken (e.g. by
 /// a check-back tombstone), which is how an in-flight local transaction learns it lost.
-#[tracing::instrument(skip(conn, t), fields(tx_no = %t.transfer.tx_no))]
+#[tracing::instrument(skip(conn, t, steps), fields(tx_no = %t.transfer.tx_no))]
 pub async fn insert_transfer(
     conn: &mut AnyConnection,
     t: &NewTransfer<'_>,
     status: Status,
     reason: Option<&str>,
+    steps: &LocalSteps<'_>,
 ) -> sqlx::Result<()> {
+    let now = common::now_ms();
     sqlx::query(
-        "INSERT INTO transfer (tx_no, from_account, to_account, amount, status, reason, created_at, committed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO transfer (tx_no, from_account, to_account, amount, status, reason, created_at, committed_at, \
+         msg_id, half_at, answer, rolled_back_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(t.transfer.tx_no)
     .bind(t.transfer.from_account)
@@ -113,7 +140,11 @@ pub async fn insert_transfer(
     .bind(status.as_str())
     .bind(reason)
     .bind(t.created_at)
-    .bind((status == Status::Committed).then(common::now_ms))
+    .bind((status == Status::Committed).then_some(now))
+    .bind(steps.msg_id)
+    .bind(steps.half_at)
+    .bind(steps.answer)
+    .bind((status == Status::RolledBack).then_some(now))
     .execute(conn)
     .await
     .map(|_| ())
@@ -134,10 +165,24 @@ pub async fn debit(conn: &mut AnyConnection, from: &AccountNo, amount: Amount) -
 /// Writes a ROLLED_BACK row for a tx_no unless one exists. Returns the row now in force.
 /// Against an in-flight local transaction this waits for it (row lock / SQLite's single
 /// connection) and then sees its outcome, so the answer is always definitive.
-#[tracing::instrument(skip(pool, t), fields(tx_no = %t.transfer.tx_no))]
-pub async fn tombstone(pool: &AnyPool, t: &NewTransfer<'_>, reason: &str) -> sqlx::Result<TransferRow> {
+#[tracing::instrument(skip(pool, t, steps), fields(tx_no = %t.transfer.tx_no))]
+pub async fn tombstone(
+    pool: &AnyPool,
+    t: &NewTransfer<'_>,
+    reason: &str,
+    steps: &LocalSteps<'_>,
+) -> sqlx::Result<TransferRow> {
     let mut conn = pool.acquire().await?;
-    match insert_transfer(&mut conn, t, Status::RolledBack, Some(reason)).await {
+    tombstone_on(&mut conn, t, reason, steps).await
+}
+
+async fn tombstone_on(
+    conn: &mut AnyConnection,
+    t: &NewTransfer<'_>,
+    reason: &str,
+    steps: &LocalSteps<'_>,
+) -> sqlx::Result<TransferRow> {
+    match insert_transfer(conn, t, Status::RolledBack, Some(reason), steps).await {
         Ok(()) => {}
         Err(e) if common::infra::db::is_unique_violation(&e) => {}
         Err(e) => return Err(e),
@@ -145,6 +190,37 @@ pub async fn tombstone(pool: &AnyPool, t: &NewTransfer<'_>, reason: &str) -> sql
     sqlx::query_as::<_, TransferRow>(&format!("SELECT {TRANSFER_COLUMNS} FROM transfer WHERE tx_no = ?"))
         .bind(t.transfer.tx_no)
         .fetch_one(&mut *conn)
+        .await
+}
+
+/// A check-back, in ONE database transaction: the tombstone (unless a row exists), the
+/// answer `answer_of` gives for the row now in force, and the check-back's own row.
+#[tracing::instrument(skip(pool, t, answer_of), fields(tx_no = %t.transfer.tx_no))]
+pub async fn check_back(
+    pool: &AnyPool,
+    t: &NewTransfer<'_>,
+    msg_id: Option<&str>,
+    answer_of: impl FnOnce(&TransferRow) -> &'static str,
+) -> sqlx::Result<(TransferRow, &'static str)> {
+    let mut tx = pool.begin().await?;
+    let row = tombstone_on(&mut tx, t, "check-back: no local transaction committed", &LocalSteps::default()).await?;
+    let answer = answer_of(&row);
+    sqlx::query("INSERT INTO check_back (tx_no, msg_id, at, answer) VALUES (?, ?, ?, ?)")
+        .bind(t.transfer.tx_no)
+        .bind(msg_id)
+        .bind(common::now_ms())
+        .bind(answer)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((row, answer))
+}
+
+/// The check-backs of a transfer, oldest first.
+pub async fn check_backs(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Vec<CheckBackRow>> {
+    sqlx::query_as::<_, CheckBackRow>("SELECT msg_id, at, answer FROM check_back WHERE tx_no = ? ORDER BY id")
+        .bind(tx_no.as_str())
+        .fetch_all(pool)
         .await
 }
 

@@ -134,6 +134,69 @@ impl TransferView {
     }
 }
 
+/// bank1's side of a transfer's timeline (`GET /api/transfers/{tx_no}/timeline`), oldest first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Timeline {
+    pub tx_no: String,
+    /// The transfer's status now.
+    pub status: String,
+    pub steps: Vec<Step>,
+}
+
+/// One step of a transfer at bank1.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Step {
+    /// `ACCEPTED` (bank1 took the request), `HALF_MESSAGE` (the broker stored the half message;
+    /// `msg_id`), `LOCAL_COMMITTED` (the debit committed), `ROLLED_BACK` (nothing debited;
+    /// `detail` says why), `ANSWERED` (what the local transaction answered the broker:
+    /// `detail` COMMIT, ROLLBACK or UNKNOWN), `CHECK_BACK` (the broker asked; `detail` the
+    /// answer), `REFUNDED` (the funds came back; `detail` how).
+    pub step: &'static str,
+    pub at: String,
+    pub at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
+}
+
+impl Timeline {
+    /// The steps bank1's rows record: the transfer row's columns, and its check-backs.
+    pub fn of(t: &TransferRow, check_backs: &[store::CheckBackRow]) -> Self {
+        let step = |step, at_ms: i64, detail: Option<String>, msg_id: Option<String>| Step {
+            step,
+            at: common::format_ms(at_ms),
+            at_ms,
+            detail,
+            msg_id,
+        };
+        let mut steps = vec![step("ACCEPTED", t.created_at, None, None)];
+        if let Some(at) = t.half_at {
+            steps.push(step("HALF_MESSAGE", at, None, t.msg_id.clone()));
+        }
+        let settled = match (t.committed_at, t.rolled_back_at) {
+            (Some(at), _) => Some(step("LOCAL_COMMITTED", at, None, None)),
+            (None, Some(at)) => Some(step("ROLLED_BACK", at, t.reason.clone(), None)),
+            (None, None) => None,
+        };
+        let answered_at = settled.as_ref().map_or(t.created_at, |s| s.at_ms);
+        steps.extend(settled);
+        if let Some(answer) = &t.answer {
+            steps.push(step("ANSWERED", answered_at, Some(answer.clone()), None));
+        }
+        for c in check_backs {
+            steps.push(step("CHECK_BACK", c.at, Some(c.answer.clone()), c.msg_id.clone()));
+        }
+        if let Some(at) = t.refunded_at {
+            let how = t.refund_source.as_deref().unwrap_or("?");
+            steps.push(step("REFUNDED", at, Some(format!("{how}: {}", t.reason.as_deref().unwrap_or(""))), None));
+        }
+        // Oldest first; steps of the same instant keep the order above (sort is stable).
+        steps.sort_by_key(|s| s.at_ms);
+        Self { tx_no: t.tx_no.clone(), status: t.status.as_str().to_owned(), steps }
+    }
+}
+
 fn message_state(s: LocalTransactionState) -> &'static str {
     match s {
         LocalTransactionState::CommitMessage => "COMMITTED",
@@ -217,6 +280,7 @@ pub async fn execute(state: &AppState, req: &TransferRequest, tx_no: TxNo) -> Re
                 &state.shared.db.pool,
                 &NewTransfer::of(&msg),
                 "half message not accepted by the broker",
+                &store::LocalSteps::default(),
             )
             .await;
             Err(Error::Unavailable(format!("the message broker is unavailable ({e}); nothing was debited")))
@@ -236,7 +300,14 @@ async fn resolve(
     answered: LocalTransactionState,
     view: impl Fn(&str, Option<String>, Option<LocalTransactionState>) -> TransferView,
 ) -> Result<TransferView> {
-    match store::tombstone(&state.shared.db.pool, &NewTransfer::of(msg), "local transaction did not complete").await {
+    match store::tombstone(
+        &state.shared.db.pool,
+        &NewTransfer::of(msg),
+        "local transaction did not complete",
+        &store::LocalSteps::default(),
+    )
+    .await
+    {
         Ok(row) => Ok(view(row.status.as_str(), row.reason, Some(answered))),
         Err(e) => {
             tracing::error!(tx_no = %msg.tx_no, error = %e, "outcome unknown; the check-back will settle it");

@@ -44,7 +44,7 @@ impl LocalTransaction for RejectTx {
     type Arg = (RefundNotice, Source);
     type Outcome = Rejection;
 
-    async fn execute(&self, (n, source): &(RefundNotice, Source)) -> (Rejection, LocalTransactionState) {
+    async fn execute(&self, (n, source): &(RefundNotice, Source), _msg_id: &str) -> (Rejection, LocalTransactionState) {
         let rejection = match reject_tx(&self.pool, n, *source).await {
             Ok(r) => r,
             Err(e) => Rejection::Failed(e.to_string()),

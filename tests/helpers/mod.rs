@@ -177,6 +177,20 @@ impl TestStack {
         self.get(format!("{}/api/transfers/{tx_no}", self.bank1_url)).await
     }
 
+    /// bank1's timeline of a transfer: its steps as `(step, detail)`, oldest first, and the
+    /// whole reply.
+    pub async fn timeline(&self, tx_no: &str) -> (Vec<(String, String)>, Value) {
+        let (status, t) = self.get(format!("{}/api/transfers/{tx_no}/timeline", self.bank1_url)).await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        let steps = t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["step"].as_str().unwrap().to_owned(), s["detail"].as_str().unwrap_or("").to_owned()))
+            .collect();
+        (steps, t)
+    }
+
     pub async fn balance1(&self, account: &str) -> String {
         balance_of(self.get(format!("{}/api/accounts/{account}", self.bank1_url)).await)
     }

@@ -27,11 +27,11 @@ use utoipa_axum::routes;
 
 use crate::error::Result;
 use crate::store::{self, NewTransfer, Status};
-use crate::transfers::{self, TransferBody, TransferRequest, TransferView};
+use crate::transfers::{self, Timeline, TransferBody, TransferRequest, TransferView};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create)).routes(routes!(feed)).routes(routes!(status))
+    OpenApiRouter::new().routes(routes!(create)).routes(routes!(feed)).routes(routes!(status)).routes(routes!(timeline))
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -194,6 +194,7 @@ async fn replay(state: &AppState, req: &TransferRequest, key: &str, row: store::
                     &state.shared.db.pool,
                     &n,
                     "abandoned: the request holding its Idempotency-Key stopped before the transfer began",
+                    &store::LocalSteps::default(),
                 )
                 .await?,
             )
@@ -242,6 +243,26 @@ async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Res
         .await?
         .ok_or_else(|| Error::not_found(Code::UnknownTransfer, format!("no transfer {tx_no} at bank1")))?;
     Ok(Json(TransferView::from_row(&row)))
+}
+
+/// bank1's side of a transfer's timeline: accepted, the half message, the local transaction and
+/// its answer to the broker, each check-back, the refund.
+#[utoipa::path(get, path = "/api/transfers/{tx_no}/timeline", tag = "transfers",
+    params(("tx_no" = String, Path, description = "The transfer number `POST /api/transfers` answered",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
+    responses(
+        (status = 200, description = "The steps bank1 recorded, oldest first", body = Timeline),
+        (status = 400, description = "Not a transfer number (`invalid_tx_no`)", body = ErrorBody),
+        (status = 404, description = "No such transfer at bank1 (`unknown_transfer`)", body = ErrorBody),
+    ))]
+async fn timeline(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<Timeline>> {
+    let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
+    let read = &state.shared.db.read;
+    let row = store::transfer(read, &tx_no)
+        .await?
+        .ok_or_else(|| Error::not_found(Code::UnknownTransfer, format!("no transfer {tx_no} at bank1")))?;
+    let check_backs = store::check_backs(read, &tx_no).await?;
+    Ok(Json(Timeline::of(&row, &check_backs)))
 }
 
 /// `GET /api/transfers?after=<cursor>&limit=<n>`: debited transfers (COMMITTED, and REFUNDED

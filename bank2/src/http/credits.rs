@@ -48,6 +48,26 @@ pub struct AttemptView {
     error: String,
     at: String,
     msg_id: String,
+    /// What the broker does next: `RETRY` (after the delay of `next_delay_level`) or `DLQ`.
+    then: &'static str,
+    /// The broker's delay level of the next delivery (3 + `reconsume_times`: 10 s, 30 s, 1 m …
+    /// on the default ladder); absent when the next stop is the DLQ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_delay_level: Option<i32>,
+}
+
+impl AttemptView {
+    fn of(a: store::Attempt, max_reconsume_times: i32) -> Self {
+        let retried = a.reconsume_times < max_reconsume_times;
+        Self {
+            then: if retried { "RETRY" } else { "DLQ" },
+            next_delay_level: retried.then_some(3 + a.reconsume_times),
+            reconsume_times: a.reconsume_times,
+            error: a.error,
+            at: common::format_ms(a.at),
+            msg_id: a.msg_id,
+        }
+    }
 }
 
 /// How bank2 applied a transfer, and its failed deliveries.
@@ -61,15 +81,8 @@ async fn credit(State(state): State<AppState>, Path(tx_no): Path<String>) -> Res
     let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
     let applied = store::applied(&state.shared.db.read, tx_no.as_str()).await?;
     let attempts = store::attempts(&state.shared.db.read, tx_no.as_str()).await?;
-    let attempts = attempts
-        .into_iter()
-        .map(|a| AttemptView {
-            reconsume_times: a.reconsume_times,
-            error: a.error,
-            at: common::format_ms(a.at),
-            msg_id: a.msg_id,
-        })
-        .collect();
+    let max = state.settings.common.max_reconsume_times;
+    let attempts = attempts.into_iter().map(|a| AttemptView::of(a, max)).collect();
     let credited = applied.as_ref().filter(|a| a.outcome == AppliedAs::Credited);
     let rejected = applied.as_ref().filter(|a| a.outcome == AppliedAs::Rejected);
     Ok(Json(CreditView {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cheetah_string::CheetahString;
 use rocketmq_client_rust::{ClientRuntime, LocalTransactionState, TransactionListener, TransactionMQProducer};
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_single::Message;
@@ -29,9 +30,13 @@ pub trait LocalTransaction: Send + Sync + 'static {
     /// What the local transaction did, handed back to the sender by [`TxProducer::send`].
     type Outcome: Send + 'static;
 
-    /// Runs the local transaction; the state tells the broker what to do with the half message
-    /// (UNKNOWN leaves it to the check-back).
-    fn execute(&self, arg: &Self::Arg) -> impl Future<Output = (Self::Outcome, LocalTransactionState)> + Send;
+    /// Runs the local transaction of the half message `msg_id` (stored by the broker); the
+    /// state tells the broker what to do with it (UNKNOWN leaves it to the check-back).
+    fn execute(
+        &self,
+        arg: &Self::Arg,
+        msg_id: &str,
+    ) -> impl Future<Output = (Self::Outcome, LocalTransactionState)> + Send;
 
     /// Answers the broker's check-back from the sender's own rows; must be definitive except
     /// when the database cannot be read.
@@ -61,14 +66,15 @@ impl<L> Clone for Adapter<L> {
 impl<L: LocalTransaction> TransactionListener for Adapter<L> {
     fn execute_local_transaction(
         &self,
-        _msg: &dyn MessageTrait,
+        msg: &dyn MessageTrait,
         arg: Option<&(dyn Any + Send + Sync)>,
     ) -> LocalTransactionState {
         let Some(SharedCarrier(carrier)) = arg.and_then(|a| a.downcast_ref::<SharedCarrier<L>>()) else {
             tracing::error!("half message without its local-transaction argument; leaving it to the check-back");
             return LocalTransactionState::Unknown;
         };
-        let (outcome, state) = self.handle.block_on(self.inner.execute(&carrier.arg));
+        let msg_id = msg.property(&CheetahString::from_static_str(super::UNIQ_KEY)).unwrap_or_default();
+        let (outcome, state) = self.handle.block_on(self.inner.execute(&carrier.arg, &msg_id));
         *carrier.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
         state
     }

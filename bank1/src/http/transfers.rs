@@ -238,11 +238,17 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
         (status = 404, description = "No such transfer at bank1 (`unknown_transfer`)", body = ErrorBody),
     ))]
 async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<TransferView>> {
-    let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
+    let (_, row) = known_transfer(&state, &tx_no).await?;
+    Ok(Json(TransferView::from_row(&row)))
+}
+
+/// The transfer a path names: 400 when it is not a tx_no, 404 when bank1 has none.
+async fn known_transfer(state: &AppState, tx_no: &str) -> Result<(TxNo, store::TransferRow)> {
+    let tx_no = TxNo::parse(tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
     let row = store::transfer(&state.shared.db.read, &tx_no)
         .await?
         .ok_or_else(|| Error::not_found(Code::UnknownTransfer, format!("no transfer {tx_no} at bank1")))?;
-    Ok(Json(TransferView::from_row(&row)))
+    Ok((tx_no, row))
 }
 
 /// bank1's side of a transfer's timeline: accepted, the half message, the local transaction and
@@ -256,12 +262,8 @@ async fn status(State(state): State<AppState>, Path(tx_no): Path<String>) -> Res
         (status = 404, description = "No such transfer at bank1 (`unknown_transfer`)", body = ErrorBody),
     ))]
 async fn timeline(State(state): State<AppState>, Path(tx_no): Path<String>) -> Result<Json<Timeline>> {
-    let tx_no = TxNo::parse(&tx_no).map_err(|e| Error::bad_request(Code::InvalidTxNo, e.to_string()))?;
-    let read = &state.shared.db.read;
-    let row = store::transfer(read, &tx_no)
-        .await?
-        .ok_or_else(|| Error::not_found(Code::UnknownTransfer, format!("no transfer {tx_no} at bank1")))?;
-    let check_backs = store::check_backs(read, &tx_no).await?;
+    let (tx_no, row) = known_transfer(&state, &tx_no).await?;
+    let check_backs = store::check_backs(&state.shared.db.read, &tx_no).await?;
     Ok(Json(Timeline::of(&row, &check_backs)))
 }
 

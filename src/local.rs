@@ -1,7 +1,7 @@
 //! `cargo run --release`: the whole stack on fixed ports under one data directory, until
-//! Ctrl-C or SIGTERM — name server and broker as children of this binary, bank1 and bank2 in
-//! this process, SQLite files (or the given databases), keys and tokens generated on first
-//! start.
+//! Ctrl-C or SIGTERM — name server and broker as children of this binary, bank1, bank2 and the
+//! operator console in this process, SQLite files (or the given databases), keys and tokens
+//! generated on first start.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +27,9 @@ pub struct LocalArgs {
     pub bank1_listen: SocketAddr,
     #[arg(long, env = "BANK_TRANSFER_BANK2_LISTEN", default_value = "127.0.0.1:56082")]
     pub bank2_listen: SocketAddr,
+    /// The operator console (README "Console").
+    #[arg(long, env = "BANK_TRANSFER_CONSOLE_LISTEN", default_value = console::DEFAULT_LISTEN)]
+    pub console_listen: SocketAddr,
     /// bank1's database (default: SQLite file in --data-dir).
     #[arg(long, env = "BANK1_DATABASE_URL", requires = "bank2_database_url")]
     pub bank1_database_url: Option<String>,
@@ -53,15 +56,34 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         .start()
         .await?;
     let (s1, s2) = stack.settings();
+    let ui = console::Console::new(&console::Settings {
+        listen: args.console_listen,
+        bank1_url: stack.bank1_url.clone(),
+        bank2_url: stack.bank2_url.clone(),
+        bank1_admin_token: s1.common.admin_token.clone(),
+        bank2_admin_token: s2.common.admin_token.clone(),
+    })?;
+    let listener = tokio::net::TcpListener::bind(args.console_listen)
+        .await
+        .with_context(|| format!("binding the console to {}", args.console_listen))?;
+    let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ui = tokio::spawn(console::serve(listener, ui, async {
+        let _ = console_stopped.await;
+    }));
     let token = |t: &Option<common::infra::token::Token>| t.as_ref().map_or("", |t| t.expose()).to_owned();
     let (s1, s2) = (&s1.common, &s2.common);
     let (b1, b2) = (&stack.bank1_url, &stack.bank2_url);
     let dir = stack.dir.display();
     println!();
     println!("bank-transfer is up ({:.1}s):", started.elapsed().as_secs_f64());
+    println!(
+        "  console  http://{}/   (operator console: money, transfers, timelines, DLQ, faults)",
+        args.console_listen
+    );
     println!("  bank1    {b1}   (sender; account 1 张三)");
     println!("  bank2    {b2}   (receiver; account 2 李四)");
     println!("  namesrv  {}   broker {}", stack.namesrv_addr, stack.broker_addr);
+    println!("  API      {b1}/docs   {b2}/docs   (Swagger UI; OpenAPI at /api-docs/openapi.json)");
     println!("  data     {dir}   (logs in {dir}/logs, keys and tokens in {dir}/secrets)");
     println!();
     println!("Operator tokens for /admin/* (paste before the README's curl lines):");
@@ -77,6 +99,8 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 
     common::infra::shutdown::shutdown_signal().await;
     println!("stopping…");
+    let _ = stop_console.send(());
+    let _ = ui.await;
     stack.stop().await;
     println!("stopped.");
     Ok(())

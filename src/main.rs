@@ -1,5 +1,6 @@
 //! bank-transfer — the launcher of the bank1 → bank2 transfer over a real RocketMQ:
-//! `cargo run --release` runs the whole stack on one machine with nothing to install; the
+//! `cargo run --release` runs the whole stack (and the operator console) on one machine with
+//! nothing to install; `console` runs the console alone against running banks; the
 //! `bench` and `chaos` subcommands come from the `tools` crate (default feature `tools`).
 //! It is also the binary the stack starts its name server and broker (and, for chaos, the
 //! banks) from, through hidden subcommands.
@@ -40,6 +41,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the operator console against running banks (`bank-transfer console --help`).
+    Console(console::Settings),
     /// Print a fresh Ed25519 signing key (and its public key) and a random token, for running
     /// the banks on their own (`BANK1_SIGNING_KEY`, `BANK2_PEER_PUBLIC_KEYS`, `…_TOKEN`).
     Keygen,
@@ -64,6 +67,11 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Cmd::Bank2 { args }) => {
             common::service::app::run_from::<bank2::AppState, _, _>(std::iter::once("bank2".to_owned()).chain(args))
+        }
+        Some(Cmd::Console(settings)) => {
+            common::infra::telemetry::init(common::infra::telemetry::DEFAULT_FILTER);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(console::run(settings))
         }
         Some(Cmd::Keygen) => {
             let key = common::domain::signing::Signer::generate();

@@ -22,12 +22,19 @@ const SHARED: &[&str] = &[
     "PUT /admin/faults",
     "GET /admin/reconcile",
     "POST /admin/reconcile",
+    "GET /admin/accounts",
 ];
-const BANK1: &[&str] =
-    &["POST /api/transfers", "GET /api/transfers", "GET /api/transfers/{tx_no}", "GET /api/transfers/{tx_no}/timeline"];
+const BANK1: &[&str] = &[
+    "POST /api/transfers",
+    "GET /api/transfers",
+    "GET /api/transfers/{tx_no}",
+    "GET /api/transfers/{tx_no}/timeline",
+    "GET /admin/transfers",
+];
 const BANK2: &[&str] = &[
     "GET /api/credits/{tx_no}",
     "GET /api/rejections",
+    "GET /admin/dlq",
     "POST /admin/dlq/redrive",
     "POST /admin/dlq/refund",
     "GET /admin/consumer",

@@ -240,8 +240,8 @@ BANK1_ADMIN_TOKEN=ci-bank1-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 BANK2_ADMIN_TOKEN=ci-bank2-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 export BANK1_ADMIN_TOKEN BANK2_ADMIN_TOKEN
 NAMESRV_HOST_PORT=$(free_port) BROKER_HOST_PORT=$(free_port)
-BANK1_HOST_PORT=$(free_port) BANK2_HOST_PORT=$(free_port)
-export NAMESRV_HOST_PORT BROKER_HOST_PORT BANK1_HOST_PORT BANK2_HOST_PORT
+BANK1_HOST_PORT=$(free_port) BANK2_HOST_PORT=$(free_port) CONSOLE_HOST_PORT=$(free_port)
+export NAMESRV_HOST_PORT BROKER_HOST_PORT BANK1_HOST_PORT BANK2_HOST_PORT CONSOLE_HOST_PORT
 unset BANK1_LOCAL_TX_FAIL_AT_LEAST BANK1_UNKNOWN_AT_LEAST BANK1_LOSE_MESSAGE_AT_LEAST BANK2_CONSUME_FAIL_AT_LEAST
 compose config -q
 ok "compose config is valid"
@@ -252,6 +252,7 @@ up_at=$SECONDS
 
 b1="http://127.0.0.1:$BANK1_HOST_PORT"
 b2="http://127.0.0.1:$BANK2_HOST_PORT"
+console="http://127.0.0.1:$CONSOLE_HOST_PORT"
 wait_for() { # wait_for SECONDS WHAT CMD…: polls CMD until it succeeds or time is up
   local limit=$1 what=$2 deadline=$((SECONDS + $1))
   shift 2
@@ -261,10 +262,10 @@ wait_for() { # wait_for SECONDS WHAT CMD…: polls CMD until it succeeds or time
   done
 }
 healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$(compose ps -q "$1")")" = healthy ]; }
-for s in namesrv broker mysql bank1 bank2; do
+for s in namesrv broker mysql bank1 bank2 console; do
   wait_for 240 "$s healthy" healthy "$s"
 done
-ok "namesrv, broker, mysql, bank1, bank2 healthy ($((SECONDS - up_at))s after up)"
+ok "namesrv, broker, mysql, bank1, bank2, console healthy ($((SECONDS - up_at))s after up)"
 topic_init=$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$(compose ps -a -q topic-init 2>/dev/null || compose ps -q topic-init)")
 [ "$topic_init" = "exited 0" ] || die "topic-init: $topic_init"
 compose logs --no-color topic-init | grep 'topic-init:' | sed 's/^/  /' || true
@@ -383,6 +384,16 @@ curl -fsS "$b1/api/transfers/$tx5" | jq -c '{status, reason, refunded_at, refund
 [ "$(curl -fsS "$b2/api/credits/$tx5" | jq -r .outcome)" = REJECTED ] || die "$tx5 is not REJECTED at bank2"
 [ "$(balance "$b1" 1)" = "$before" ] || die "bank1 account 1: $(balance "$b1" 1), want $before after the refund"
 ok "5.00 to account 999 ($tx5): REJECTED at bank2, REFUNDED at bank1, account 1 back to $before"
+
+# --- the console sees both banks ----------------------------------------------------------
+phase "console"
+curl -fsS "$console/" | grep -q 'bank-transfer console' || die "the console's page at $console/"
+money=$(curl -fsS "$console/live/money")
+total=$(sed -n 's/.*id="total"[^>]*>\([0-9.]*\)<.*/\1/p' <<<"$money")
+[ "$total" = 1000.00 ] || die "the console's conservation total is '$total', want 1000.00 (as seeded): $money"
+curl -fsS "$console/live/transfers" | grep -q "data-tx=\"$tx5\"" || die "$tx5 is not in the console's transfer list"
+curl -fsS "$console/transfers/$tx1" | grep -q 'data-step="CREDITED"' || die "$tx1's timeline has no CREDITED step"
+ok "console at :$CONSOLE_HOST_PORT: conservation total $total, $tx5 listed, $tx1's timeline ends CREDITED"
 
 # --- operator endpoints need the token -----------------------------------------------------
 phase "operator auth"

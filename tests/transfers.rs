@@ -381,6 +381,19 @@ async fn bank2_failure_retries_16_times_then_dlq() {
     }
     assert!(app.bank2_metric("bank2_dead_letters_total").await >= 1);
     assert_eq!(app.bank2_metric("bank2_dlq_size").await, 1, "waiting for an operator");
+    // The operators' view of the DLQ (GET /admin/dlq): the dead letter, neither credited nor
+    // returned, with the deliveries it had.
+    let r = app.admin(reqwest::Method::GET, &app.bank2_url, "/admin/dlq").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let dlq: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((dlq["total"].as_u64(), dlq["pending"].as_u64()), (Some(1), Some(1)), "{dlq}");
+    let dead = &dlq["items"][0];
+    assert_eq!(
+        (dead["tx_no"].as_str(), dead["applied"].as_str(), dead["amount"].as_str()),
+        (Some(tx_no.as_str()), Some("PENDING"), Some("60.00")),
+        "{dead}"
+    );
+    assert!(dead["reconsume_times"].as_i64().unwrap() >= 16, "{dead}");
 
     // Dead-lettered: while the consumer goes on with other transfers, no more deliveries of
     // this one and nothing credited; its 60.00 is committed at bank1 and pending

@@ -11,7 +11,7 @@
 //! - [`metrics`]: bank1's own metrics (transfers, local transactions, check-backs, refunds,
 //!   Idempotency-Key replays) at `GET /metrics`.
 //! - [`faults`]: operator fault injection by amount threshold.
-//! - [`http`]: the API (`/api/transfers`; with the shared `/api/accounts`, `/api/quarantine`,
+//! - [`http`]: the API (`/api/transfers`, `/admin/transfers`; with the shared `/api/accounts`, `/api/quarantine`,
 //!   `/metrics`, `/admin/faults`, `/admin/reconcile` and `/health`).
 //!
 //! [`AppState`] is the [`Service`](common::service::app::Service) that the shared [`App`]
@@ -67,6 +67,13 @@ impl Service for AppState {
 
     /// Transfers, their status and the transfer feed.
     const ROUTES: fn() -> utoipa_axum::router::OpenApiRouter<Self> = http::routes;
+    /// The transfer list, newest first.
+    const ADMIN_ROUTES: fn() -> utoipa_axum::router::OpenApiRouter<Self> = http::admin_routes;
+    /// Debited and not returned.
+    const FLOW: common::service::ledger::Flow = common::service::ledger::Flow {
+        name: "committed",
+        sql: "SELECT SUM(amount) FROM transfer WHERE status = 'COMMITTED'",
+    };
 
     async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
         let faults = FaultSwitch::new(settings.faults);

@@ -73,6 +73,26 @@ pub async fn transfer(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Option<Trans
         .await
 }
 
+/// Transfers newest first (by `seq`), of one status or all, older than `before` when given.
+pub async fn transfers_newest_first(
+    pool: &AnyPool,
+    status: Option<Status>,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<TransferRow>> {
+    let sql = format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfer WHERE (? IS NULL OR status = ?) AND seq < ? ORDER BY seq DESC LIMIT ?"
+    );
+    let status = status.map(Status::as_str);
+    sqlx::query_as::<_, TransferRow>(&sql)
+        .bind(status)
+        .bind(status)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
 /// What makes a transfer: who pays whom how much (minor units), under which tx_no.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {

@@ -71,6 +71,11 @@ impl Service for AppState {
     /// Credits and the rejection feed; the operator's DLQ, redrive, refund and consumer pause.
     const ROUTES: fn() -> utoipa_axum::router::OpenApiRouter<Self> = http::routes;
     const ADMIN_ROUTES: fn() -> utoipa_axum::router::OpenApiRouter<Self> = http::admin_routes;
+    /// Credited from bank1's transfers.
+    const FLOW: common::service::ledger::Flow = common::service::ledger::Flow {
+        name: "credited",
+        sql: "SELECT SUM(amount) FROM de_duplication WHERE outcome = 'CREDITED'",
+    };
 
     async fn start(settings: Settings, base: Base) -> anyhow::Result<Self> {
         let faults = FaultSwitch::new(settings.faults);

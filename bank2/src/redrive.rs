@@ -62,6 +62,83 @@ pub fn dlq_of(state: &AppState) -> String {
     format!("%DLQ%{}", state.settings.common.consumer_group)
 }
 
+/// Most dead letters one listing reads (it shows the newest of them).
+const MAX_LIST_READ: usize = 10_000;
+
+/// A dead letter as `GET /admin/dlq` shows it, with where its transfer stands now.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeadLetter {
+    pub msg_id: String,
+    /// Absent when the body is not a transfer message (redrive quarantines it).
+    pub tx_no: Option<String>,
+    pub from_account: Option<String>,
+    pub to_account: Option<String>,
+    pub amount: Option<String>,
+    /// Deliveries before it was dead-lettered.
+    pub reconsume_times: i32,
+    /// When the broker stored it in the DLQ (RFC 3339, UTC).
+    pub dead_at: String,
+    pub dead_at_ms: i64,
+    /// Its transfer now: `PENDING` (neither credited nor returned: redrive or refund it),
+    /// `CREDITED` or `REJECTED` (funds returned to bank1); absent when unparseable.
+    pub applied: Option<&'static str>,
+}
+
+/// The dead letters, newest first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeadLetters {
+    pub dlq: String,
+    /// How many the DLQ holds (as far as it was read).
+    pub total: usize,
+    /// Of those, how many are neither credited nor returned.
+    pub pending: usize,
+    /// False when the read stopped early; `truncated` says why.
+    pub complete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
+    /// The newest `limit`.
+    pub items: Vec<DeadLetter>,
+}
+
+/// Reads the whole DLQ (without consuming it) and says where each dead letter's transfer
+/// stands; the newest `limit` are listed.
+pub async fn list(state: &AppState, limit: usize) -> Result<DeadLetters> {
+    let s = &state.settings;
+    let dlq = dlq_of(state);
+    let group = format!("{}_dlq_view", s.common.consumer_group);
+    let read = read_topic(&state.shared.mq, &s.common.namesrv_addr, &group, &dlq, MAX_LIST_READ)
+        .await
+        .map_err(|e| Error::Unavailable(format!("reading {dlq}: {e}")))?;
+    let mut items = Vec::with_capacity(read.messages.len());
+    for m in &read.messages {
+        let body = m.body().map(|b| b.to_vec()).unwrap_or_default();
+        let parsed = TransferMessage::parse_keyed(&body, &common::infra::mq::keys(m)).ok();
+        let applied = match &parsed {
+            Some(p) => Some(match store::applied(&state.shared.db.read, p.tx_no.as_str()).await? {
+                Some(a) => a.outcome.as_str(),
+                None => "PENDING",
+            }),
+            None => None,
+        };
+        items.push(DeadLetter {
+            msg_id: m.msg_id().to_string(),
+            tx_no: parsed.as_ref().map(|p| p.tx_no.to_string()),
+            from_account: parsed.as_ref().map(|p| p.from_account.to_string()),
+            to_account: parsed.as_ref().map(|p| p.to_account.to_string()),
+            amount: parsed.as_ref().map(|p| p.amount.to_string()),
+            reconsume_times: m.reconsume_times(),
+            dead_at: common::format_ms(m.store_timestamp()),
+            dead_at_ms: m.store_timestamp(),
+            applied,
+        });
+    }
+    items.sort_by_key(|d| std::cmp::Reverse(d.dead_at_ms));
+    let pending = items.iter().filter(|d| d.applied == Some("PENDING")).count();
+    let total = items.len();
+    items.truncate(limit);
+    Ok(DeadLetters { dlq, total, pending, complete: read.truncated.is_none(), truncated: read.truncated, items })
+}
+
 pub async fn redrive(state: &AppState) -> Result<Report> {
     let s = &state.settings;
     let dlq = dlq_of(state);

@@ -34,7 +34,8 @@ export BANK_TRANSFER_MESSAGE_DELAY_LEVEL="$(printf '1s %.0s' $(seq 18))"
 export BANK_TRANSFER_TRANSACTION_TIMEOUT=3000 BANK_TRANSFER_TRANSACTION_CHECK_INTERVAL=5000
 export BANK1_RECONCILE_INTERVAL=2s BANK1_RECONCILE_GRACE=2s BANK2_RECONCILE_INTERVAL=2s BANK2_RECONCILE_GRACE=2s
 "$bin" --data-dir "$data" --namesrv-port 19876 --broker-port 20911 \
-  --bank1-listen 127.0.0.1:56181 --bank2-listen 127.0.0.1:56182 >"$data/stack.log" 2>&1 &
+  --bank1-listen 127.0.0.1:56181 --bank2-listen 127.0.0.1:56182 --console-listen 127.0.0.1:56180 \
+  >"$data/stack.log" 2>&1 &
 pid=$!
 stop() {
   kill -INT "$pid" 2>/dev/null || true

@@ -1,12 +1,13 @@
 //! bank2's own operator endpoints (behind `Authorization: Bearer $BANK2_ADMIN_TOKEN`, like the
-//! shared `/admin/faults` and `/admin/reconcile`): `POST /admin/dlq/redrive`,
+//! shared `/admin/faults` and `/admin/reconcile`): `GET /admin/dlq` (the dead letters and where
+//! each stands), `POST /admin/dlq/redrive`,
 //! `POST /admin/dlq/refund` (return a dead letter's funds), and `GET /admin/consumer`,
 //! `POST /admin/consumer/pause|resume` (stop and restart pulling; messages wait at the broker).
 
 use axum::extract::State;
 use axum::Json;
 use common::domain::ids::TxNo;
-use common::service::error::{AppJson, ErrorBody, Result};
+use common::service::error::{AppJson, AppQuery, Code, Error, ErrorBody, Result};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,11 +17,39 @@ use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list_dlq))
         .routes(routes!(redrive_dlq))
         .routes(routes!(refund_dead_letter))
         .routes(routes!(consumer_state))
         .routes(routes!(pause))
         .routes(routes!(resume))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DlqQuery {
+    /// List at most this many, newest first (1-1000, default 100); the counts cover them all.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+/// The dead letters (read, not consumed), newest first, each with where its transfer stands:
+/// `PENDING` ones wait for a redrive or a refund.
+#[utoipa::path(get, path = "/admin/dlq", tag = "dlq", security(("admin_token" = [])),
+    params(DlqQuery),
+    responses(
+        (status = 200, description = "The dead letters", body = redrive::DeadLetters),
+        (status = 400, description = "A bad limit (`invalid_limit`, `bad_request`)", body = ErrorBody),
+    ))]
+async fn list_dlq(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<DlqQuery>,
+) -> Result<Json<redrive::DeadLetters>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::bad_request(Code::InvalidLimit, "limit must be 1-1000"));
+    }
+    redrive::list(&state, usize::try_from(limit).unwrap_or(100)).await.map(Json)
 }
 
 /// Reads the DLQ and applies every dead letter that can be applied now (credit, or reject and

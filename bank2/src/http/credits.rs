@@ -47,6 +47,7 @@ pub struct AttemptView {
     reconsume_times: i32,
     error: String,
     at: String,
+    at_ms: i64,
     msg_id: String,
     /// What the broker does next: `RETRY` (after the delay of `next_delay_level`) or `DLQ`.
     then: &'static str,
@@ -65,6 +66,7 @@ impl AttemptView {
             reconsume_times: a.reconsume_times,
             error: a.error,
             at: common::format_ms(a.at),
+            at_ms: a.at,
             msg_id: a.msg_id,
         }
     }

@@ -40,6 +40,8 @@ pub trait Service: Reconciler + Clone + Send + Sync + Sized + 'static {
     /// documented for the OpenAPI contract ([`crate::service::api`]).
     const ROUTES: fn() -> OpenApiRouter<Self>;
     const ADMIN_ROUTES: fn() -> OpenApiRouter<Self> = OpenApiRouter::new;
+    /// What the bank's transfers add to the money-conservation sum (`GET /admin/accounts`).
+    const FLOW: crate::service::ledger::Flow;
 
     /// Starts the MQ roles on a migrated database ([`Base`]).
     fn start(settings: Self::Settings, base: Base) -> impl Future<Output = anyhow::Result<Self>> + Send;
@@ -204,6 +206,7 @@ fn documented_routes<S: Service>(state: &S) -> OpenApiRouter<S> {
     let admin = (S::ADMIN_ROUTES)()
         .merge(crate::service::faults::routes::<S>())
         .merge(reconcile::routes::<S>())
+        .merge(crate::service::ledger::routes::<S>())
         .route_layer(from_fn_with_state(state.shared().admin_guard.clone(), crate::service::auth::require_bearer));
     (S::ROUTES)()
         .merge(crate::service::routes::routes::<S>())

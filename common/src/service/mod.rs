@@ -8,6 +8,7 @@
 //! - [`auth`]: bearer tokens for `/admin/*` and the feeds.
 //! - [`faults`]: live fault switches and `GET|PUT /admin/faults`.
 //! - [`routes`]: `/api/accounts/{no}` and `/health`.
+//! - [`ledger`]: `GET /admin/accounts`, a bank's accounts and its side of the conservation sum.
 //! - [`feed`]: the feed sequencer (a cursor that never skips a row) and feed pages.
 //! - [`reconcile`]: the reconciliation driver (never stalls: parks what fails, moves on) and
 //!   `GET|POST /admin/reconcile`.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod faults;
 pub mod feed;
 pub mod inbox;
+pub mod ledger;
 pub mod metrics;
 pub mod quarantine;
 pub mod reconcile;

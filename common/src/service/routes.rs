@@ -67,12 +67,18 @@ async fn account_view<S: Service>(State(state): State<S>, Path(no): Path<String>
     let a = account(&shared.db.read, &no).await?.ok_or_else(|| {
         Error::not_found(Code::UnknownAccount, format!("account {no} does not exist at {}", shared.names.bank))
     })?;
-    Ok(Json(AccountView {
-        balance: crate::domain::money::format_minor(a.balance),
-        account_no: a.account_no,
-        account_name: a.account_name,
-        status: a.status,
-    }))
+    Ok(Json(AccountView::from(a)))
+}
+
+impl From<Account> for AccountView {
+    fn from(a: Account) -> Self {
+        Self {
+            balance: crate::domain::money::format_minor(a.balance),
+            account_no: a.account_no,
+            account_name: a.account_name,
+            status: a.status,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -564,6 +564,71 @@ async fn concurrent_transfers_conserve_money() {
     app.shutdown().await;
 }
 
+/// Debits that wait at the same moment commit in one database transaction (bank1's group
+/// commit), and each keeps its own outcome: with every debit of account 1 held up until all 40
+/// wait, the 10 that the balance covers commit and the 30 others are refused inside the same
+/// groups, each with its own 422. Nothing else moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debits_waiting_together_commit_together_each_with_its_own_outcome() {
+    let app = TestStack::start().await;
+    let groups_before = app.metric(&app.bank1_url, "bank1_debit_groups_total").await;
+    let members_before = app.metric(&app.bank1_url, "bank1_debit_group_members_total").await;
+    let balance = minor(&app.balance1("1").await);
+    assert_eq!(balance, helpers::INITIAL_TOTAL_MINOR, "account 1 holds all the money");
+
+    // Hold account 1's row (on SQLite, the one write connection itself): every debit waits.
+    let mut hold = app.bank1_pool.begin().await.unwrap();
+    sqlx::query("UPDATE account_info SET balance = balance WHERE account_no = '1'").execute(&mut *hold).await.unwrap();
+    let n = 40;
+    let amount = balance / 10;
+    let mut posts = Vec::new();
+    for _ in 0..n {
+        let http = app.http.clone();
+        let url = format!("{}/api/transfers", app.bank1_url);
+        let body =
+            json!({"from_account": "1", "to_account": "2", "amount": common::domain::money::format_minor(amount)});
+        posts.push(tokio::spawn(async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        }));
+    }
+    // Every request passed the pre-check (the balance covered each alone) and waits to debit.
+    poll_until("all 40 debits wait in the group commit", Duration::from_secs(30), || async {
+        (app.metric(&app.bank1_url, "bank1_debits_in_group_commit").await == n).then_some(())
+    })
+    .await;
+    hold.rollback().await.unwrap();
+
+    let mut committed = Vec::new();
+    let mut refused = 0;
+    for p in posts {
+        match p.await.unwrap() {
+            (StatusCode::CREATED, reply) => {
+                assert_eq!(reply["status"], "COMMITTED", "{reply}");
+                committed.push(reply["tx_no"].as_str().unwrap().to_owned());
+            }
+            (StatusCode::UNPROCESSABLE_ENTITY, reply) => {
+                assert_eq!(reply["error"]["code"], "insufficient_funds", "{reply}");
+                refused += 1;
+            }
+            (status, reply) => panic!("unexpected {status}: {reply}"),
+        }
+    }
+    assert_eq!((committed.len(), refused), (10, 30), "the balance covers exactly 10");
+    assert_eq!(minor(&app.balance1("1").await), 0, "bank1 debited exactly the committed transfers");
+    let groups = app.metric(&app.bank1_url, "bank1_debit_groups_total").await - groups_before;
+    let members = app.metric(&app.bank1_url, "bank1_debit_group_members_total").await - members_before;
+    assert_eq!(members, n, "every debit went through the group commit");
+    assert!(groups < members, "debits committed together: {members} debits in {groups} commits");
+    assert_eq!(app.metric(&app.bank1_url, "bank1_debits_in_group_commit").await, 0, "every debit answered");
+
+    for tx in &committed {
+        app.wait_credited(tx, DELIVERY).await;
+    }
+    app.wait_conserved(0, DELIVERY).await;
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_key_survives_crash_between_claim_and_send() {
     let app = TestStack::start().await;

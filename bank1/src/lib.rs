@@ -6,6 +6,7 @@
 //! - [`settings`]: flags / `BANK1_*` env.
 //! - [`store`]: the SQL (accounts, transfers, idempotency keys, the refund).
 //! - [`producer`]: the debit as a local transaction, and the check-back.
+//! - [`group_commit`]: debits that arrive together commit together (one fsync on SQLite).
 //! - [`transfers`]: the transfer flow and its reply.
 //! - [`refund`]: refund notices (consumer) and the rejection feed (reconciler).
 //! - [`metrics`]: bank1's own metrics (transfers, local transactions, check-backs, refunds,
@@ -21,6 +22,7 @@
 
 pub use common::service::error;
 pub mod faults;
+pub mod group_commit;
 pub mod http;
 pub mod metrics;
 pub mod producer;
@@ -79,7 +81,10 @@ impl Service for AppState {
         let faults = FaultSwitch::new(settings.faults);
         let pool = base.shared.db.pool.clone();
         let metrics = Metrics::new(base.shared.metrics.clone());
-        let debit = producer::DebitTx { pool: pool.clone(), faults: faults.clone(), metrics: metrics.clone() };
+        let writers = group_commit::GroupCommit::writers_for(base.shared.db.engine);
+        let debits =
+            group_commit::GroupCommit::start(pool.clone(), settings.debit_group as usize, writers, metrics.clone());
+        let debit = producer::DebitTx { debits, pool: pool.clone(), faults: faults.clone(), metrics: metrics.clone() };
         let (group, topic) = (&settings.common.producer_group, &settings.common.topic);
         let publisher = base.producer(&settings, group, topic, message::TRANSFER_TAG, debit).await?;
         let refunds = refund::Refunds { inbox: Inbox { peers: base.peers.clone(), pool }, metrics: metrics.clone() };

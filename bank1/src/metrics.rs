@@ -1,8 +1,9 @@
 //! bank1's own metrics, beside the ones every bank has (`common::service::metrics`), all at
 //! `GET /metrics`: the transfers' outcomes, the local transaction and the answer given to the
-//! broker, the check-backs, the refunds and the Idempotency-Key replays.
+//! broker, the group commits of the debits, the check-backs, the refunds and the
+//! Idempotency-Key replays.
 
-use metrics::{counter, describe_counter};
+use metrics::{counter, describe_counter, describe_gauge, gauge};
 use rocketmq_client_rust::LocalTransactionState;
 
 use crate::producer::LocalOutcome;
@@ -34,6 +35,18 @@ impl Metrics {
                 "bank1_idempotency_replays_total",
                 "Requests answered from an Idempotency-Key's stored reply (no second transfer)."
             );
+            describe_counter!(
+                "bank1_debit_groups_total",
+                "Group commits of debits (a group of one included): local transactions committed together in one database transaction."
+            );
+            describe_counter!(
+                "bank1_debit_group_members_total",
+                "Local transactions run by the group commit (÷ bank1_debit_groups_total: the mean group size)."
+            );
+            describe_gauge!(
+                "bank1_debits_in_group_commit",
+                "Local transactions handed to the group commit and not answered yet (queued, or in a group being committed)."
+            );
             // Every counter a dashboard reads shows 0 before its first event.
             for status in ["COMMITTED", "ROLLED_BACK", "UNKNOWN"] {
                 counter!("bank1_transfers_total", "status" => status).increment(0);
@@ -42,6 +55,8 @@ impl Metrics {
                 counter!("bank1_check_backs_total", "answer" => answer).increment(0);
             }
             counter!("bank1_idempotency_replays_total").increment(0);
+            counter!("bank1_debit_groups_total").increment(0);
+            counter!("bank1_debit_group_members_total").increment(0);
         });
         Self(recorder)
     }
@@ -81,6 +96,19 @@ impl Metrics {
             Refund::Unmatched(_) => "unmatched",
         };
         self.0.record(|| counter!("bank1_refunds_total", "source" => source, "outcome" => outcome).increment(1));
+    }
+
+    /// Local transactions handed to the group commit (+1) or answered (-1).
+    pub fn in_group_commit(&self, delta: f64) {
+        self.0.record(|| gauge!("bank1_debits_in_group_commit").increment(delta));
+    }
+
+    /// A group of `members` debits went to the database as one transaction.
+    pub fn debit_group(&self, members: usize) {
+        self.0.record(|| {
+            counter!("bank1_debit_groups_total").increment(1);
+            counter!("bank1_debit_group_members_total").increment(members as u64);
+        });
     }
 
     pub fn idempotency_replay(&self) {

@@ -7,7 +7,7 @@ use common::infra::mq::tx::LocalTransaction;
 use common::infra::mq::MessageExt;
 use common::service::faults::Trips;
 use rocketmq_client_rust::LocalTransactionState;
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool, Connection};
 
 use crate::faults::{FaultSwitch, Faults};
 use crate::metrics::Metrics;
@@ -46,6 +46,9 @@ impl Refusal {
 
 /// The transfer producer's listener.
 pub struct DebitTx {
+    /// Where the debits commit (alone or together).
+    pub debits: crate::group_commit::GroupCommit,
+    /// The check-backs' reads and tombstones.
     pub pool: AnyPool,
     pub faults: FaultSwitch,
     pub metrics: Metrics,
@@ -59,7 +62,7 @@ impl LocalTransaction for DebitTx {
     async fn execute(&self, msg: &TransferMessage, msg_id: &str) -> (Self::Outcome, LocalTransactionState) {
         let faults = self.faults.get();
         let half = Half { msg_id, at: common::now_ms() };
-        let outcome = run_local_tx(&self.pool, msg, half, faults).await;
+        let outcome = self.debits.run(msg, half, faults).await;
         let state = answer(&outcome, msg, faults);
         tracing::info!(tx_no = %msg.tx_no, ?outcome, ?state, "local transaction done");
         self.metrics.local_transaction(&outcome, state);
@@ -113,44 +116,71 @@ fn answer(outcome: &LocalOutcome, msg: &TransferMessage, faults: Faults) -> Loca
     }
 }
 
-/// The local transaction: claim the tx_no with a COMMITTED row, debit conditionally, commit —
-/// all in ONE database transaction. Refusals roll back and leave a ROLLED_BACK row. Either row
-/// records the half message and the answer the broker gets (decided before the commit).
+/// The local transaction, alone: claim the tx_no with a COMMITTED row, debit conditionally,
+/// commit — all in ONE database transaction. Refusals roll back and leave a ROLLED_BACK row.
+/// Either row records the half message and the answer the broker gets (decided before the
+/// commit). [`crate::group_commit`] runs the same statements for several debits at once.
 pub async fn run_local_tx(pool: &AnyPool, msg: &TransferMessage, half: Half<'_>, faults: Faults) -> LocalOutcome {
-    match try_local_tx(pool, msg, half, faults).await {
-        Ok(LocalOutcome::Refused(r)) => {
-            if r != Refusal::Superseded {
-                let steps = half.steps(LocalTransactionState::RollbackMessage);
-                if let Err(e) = store::tombstone(pool, &NewTransfer::of(msg), r.reason(), &steps).await {
-                    tracing::warn!(tx_no = %msg.tx_no, error = %e, "could not record the refusal; the check-back will");
-                }
-            }
-            LocalOutcome::Refused(r)
-        }
-        Ok(o) => o,
+    let outcome = match pool.acquire().await {
+        Ok(mut conn) => local_tx(&mut conn, msg, half, faults).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(o) => record_refusal(pool, msg, half, o).await,
         Err(e) => LocalOutcome::Failed(e.to_string()),
     }
 }
 
-async fn try_local_tx(
+/// A refused local transaction leaves a ROLLED_BACK row (unless a check-back's tombstone
+/// superseded it), so the refusal is final and its check-back answers ROLLBACK at once.
+pub async fn record_refusal(
     pool: &AnyPool,
+    msg: &TransferMessage,
+    half: Half<'_>,
+    outcome: LocalOutcome,
+) -> LocalOutcome {
+    if let LocalOutcome::Refused(r) = outcome {
+        if r != Refusal::Superseded {
+            let steps = half.steps(LocalTransactionState::RollbackMessage);
+            if let Err(e) = store::tombstone(pool, &NewTransfer::of(msg), r.reason(), &steps).await {
+                tracing::warn!(tx_no = %msg.tx_no, error = %e, "could not record the refusal; the check-back will");
+            }
+        }
+    }
+    outcome
+}
+
+/// What a COMMITTED row records of its local transaction (the answer it will give included).
+pub fn committed_steps<'a>(msg: &TransferMessage, half: Half<'a>, faults: Faults) -> LocalSteps<'a> {
+    half.steps(answer(&LocalOutcome::Committed, msg, faults))
+}
+
+/// The local transaction's statements as one transaction on `conn`: a database transaction
+/// of its own, or a savepoint when `conn` is already inside one (a group commit). A refusal
+/// rolls back this transaction or savepoint only; `Committed` means committed, or released
+/// into the enclosing transaction.
+pub async fn local_tx(
+    conn: &mut AnyConnection,
     msg: &TransferMessage,
     half: Half<'_>,
     faults: Faults,
 ) -> sqlx::Result<LocalOutcome> {
-    let steps = half.steps(answer(&LocalOutcome::Committed, msg, faults));
-    let mut tx = pool.begin().await?;
+    let steps = committed_steps(msg, half, faults);
+    let mut tx = conn.begin().await?;
     // The row first: it takes the write lock at once (SQLite) and loses cleanly to a tombstone.
     match store::insert_transfer(&mut tx, &NewTransfer::of(msg), Status::Committed, None, &steps).await {
         Ok(()) => {}
-        Err(e) if common::infra::db::is_unique_violation(&e) => return Ok(LocalOutcome::Refused(Refusal::Superseded)),
+        Err(e) if common::infra::db::is_unique_violation(&e) => {
+            tx.rollback().await?;
+            return Ok(LocalOutcome::Refused(Refusal::Superseded));
+        }
         Err(e) => return Err(e),
     }
     if !store::debit(&mut tx, &msg.from_account, msg.amount).await? {
         tx.rollback().await?;
-        let refusal = match common::service::routes::account(pool, &msg.from_account).await? {
-            Some(_) => Refusal::InsufficientFunds,
-            None => Refusal::UnknownAccount,
+        let refusal = match store::account_exists(conn, &msg.from_account).await? {
+            true => Refusal::InsufficientFunds,
+            false => Refusal::UnknownAccount,
         };
         return Ok(LocalOutcome::Refused(refusal));
     }

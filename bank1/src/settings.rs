@@ -16,6 +16,11 @@ pub struct Settings {
     /// between the claim and the half message) is settled and may be retried (e.g. 30s).
     #[arg(long, env = "BANK1_IDEMPOTENCY_CLAIM_TIMEOUT", default_value = "30s", value_parser = common::infra::clock::parse_duration)]
     pub idempotency_claim_timeout: std::time::Duration,
+    /// Debits that arrive together commit together: at most this many local transactions
+    /// share one database transaction (each under its own savepoint) and one commit, so one
+    /// fsync on SQLite (1: each debit commits alone). See docs/ARCHITECTURE.md, "Group commit".
+    #[arg(long, env = "BANK1_DEBIT_GROUP", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub debit_group: u32,
     /// Fault injection by amount threshold (also live via `/admin/faults`).
     #[command(flatten)]
     pub faults: crate::faults::Faults,
@@ -39,5 +44,6 @@ mod tests {
         assert_eq!(s.common.consumer_group, "g");
         assert_eq!(s.common.reconcile_interval, std::time::Duration::from_secs(5));
         assert_eq!(s.idempotency_claim_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(s.debit_group, 32);
     }
 }

@@ -148,26 +148,42 @@ pub async fn insert_transfer(
     reason: Option<&str>,
     steps: &LocalSteps<'_>,
 ) -> sqlx::Result<()> {
+    insert_transfers(conn, &[(t.clone(), *steps)], status, reason).await
+}
+
+/// Inserts several transfer rows in one statement (a group commit's): all of them, or none
+/// when one tx_no is taken (a unique violation).
+pub async fn insert_transfers(
+    conn: &mut AnyConnection,
+    rows: &[(NewTransfer<'_>, LocalSteps<'_>)],
+    status: Status,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    const COLUMNS: usize = 12;
     let now = common::now_ms();
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO transfer (tx_no, from_account, to_account, amount, status, reason, created_at, committed_at, \
-         msg_id, half_at, answer, rolled_back_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(t.transfer.tx_no)
-    .bind(t.transfer.from_account)
-    .bind(t.transfer.to_account)
-    .bind(t.transfer.amount)
-    .bind(status.as_str())
-    .bind(reason)
-    .bind(t.created_at)
-    .bind((status == Status::Committed).then_some(now))
-    .bind(steps.msg_id)
-    .bind(steps.half_at)
-    .bind(steps.answer)
-    .bind((status == Status::RolledBack).then_some(now))
-    .execute(conn)
-    .await
-    .map(|_| ())
+         msg_id, half_at, answer, rolled_back_at) VALUES {}",
+        common::service::balances::value_rows(COLUMNS, rows.len())
+    );
+    // A statement per group size: prepared once per size, kept in the connection's cache.
+    let mut q = sqlx::query(&sql);
+    for (t, steps) in rows {
+        q = q
+            .bind(t.transfer.tx_no)
+            .bind(t.transfer.from_account)
+            .bind(t.transfer.to_account)
+            .bind(t.transfer.amount)
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(t.created_at)
+            .bind((status == Status::Committed).then_some(now))
+            .bind(steps.msg_id)
+            .bind(steps.half_at)
+            .bind(steps.answer)
+            .bind((status == Status::RolledBack).then_some(now));
+    }
+    q.execute(conn).await.map(|_| ())
 }
 
 /// Conditional debit: true when the account had the funds and was debited.
@@ -180,6 +196,15 @@ pub async fn debit(conn: &mut AnyConnection, from: &AccountNo, amount: Amount) -
         .execute(conn)
         .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// True when the account exists (whatever its balance): tells a refused debit's two causes apart.
+pub async fn account_exists(conn: &mut AnyConnection, no: &AccountNo) -> sqlx::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM account_info WHERE account_no = ?")
+        .bind(no.as_str())
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// Writes a ROLLED_BACK row for a tx_no unless one exists. Returns the row now in force.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use common::domain::message::{Body, RefundNotice, TransferMessage, MESSAGE_VERSION};
 use common::infra::mq::tx::TxProducer;
+use common::service::balances::{self, Guard};
 use common::service::faults::Trips;
 use sqlx::AnyPool;
 use tokio::sync::Notify;
@@ -190,28 +191,26 @@ async fn try_credit(pool: &AnyPool, msg: &TransferMessage, source: Source) -> sq
     }
 }
 
-/// The dedup rows and credits of a whole batch, in ONE database transaction; rolled back (false)
-/// at the first tx_no already applied or receiver that refuses its credit.
+/// The dedup rows and credits of a whole batch, in ONE database transaction of two statements
+/// (a multi-row INSERT, an `UPDATE … CASE`); rolled back (false) when a tx_no is applied
+/// already or a receiver refuses its credit.
 async fn try_credit_all(pool: &AnyPool, batch: &[&TransferMessage], source: Source) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    for msg in batch {
-        match store::insert_applied(&mut tx, &applied_row(msg, source, AppliedAs::Credited, None)).await {
-            Ok(()) => {}
-            Err(e) if common::infra::db::is_unique_violation(&e) => {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    // In account order, so two batches never wait for each other's rows in a cycle (MySQL).
-    let mut credits = batch.to_vec();
-    credits.sort_by(|a, b| a.to_account.as_str().cmp(b.to_account.as_str()));
-    for msg in credits {
-        if store::add_balance(&mut tx, msg.to_account.as_str(), msg.amount.minor()).await?.is_err() {
+    let rows: Vec<Applied> = batch.iter().map(|m| applied_row(m, source, AppliedAs::Credited, None)).collect();
+    match store::insert_applied_all(&mut tx, &rows).await {
+        Ok(()) => {}
+        Err(e) if common::infra::db::is_unique_violation(&e) => {
             tx.rollback().await?;
             return Ok(false);
         }
+        Err(e) => return Err(e),
+    }
+    // One statement for every receiver (MySQL locks its rows in key order, so two batches never
+    // wait for each other's rows in a cycle).
+    let credits: Vec<(&str, i64)> = batch.iter().map(|m| (m.to_account.as_str(), m.amount.minor())).collect();
+    if !balances::change_all(&mut tx, &credits, Guard::OpenUnderCeiling).await? {
+        tx.rollback().await?;
+        return Ok(false);
     }
     tx.commit().await?;
     Ok(true)

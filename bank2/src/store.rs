@@ -114,21 +114,31 @@ pub async fn applied(pool: &AnyPool, tx_no: &str) -> sqlx::Result<Option<Applied
 /// rejected).
 #[tracing::instrument(skip(conn, a), fields(tx_no = %a.tx_no))]
 pub async fn insert_applied(conn: &mut AnyConnection, a: &Applied) -> sqlx::Result<()> {
-    sqlx::query(
+    insert_applied_all(conn, std::slice::from_ref(a)).await
+}
+
+/// Inserts several dedup rows in one statement (a batch credit's): all of them, or none when
+/// one tx_no is applied already (a unique violation).
+pub async fn insert_applied_all(conn: &mut AnyConnection, rows: &[Applied]) -> sqlx::Result<()> {
+    const COLUMNS: usize = 8;
+    let sql = format!(
         "INSERT INTO de_duplication (tx_no, from_account, to_account, amount, source, credited_at, outcome, reason) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&a.tx_no)
-    .bind(&a.from_account)
-    .bind(&a.to_account)
-    .bind(a.amount)
-    .bind(a.source.as_str())
-    .bind(a.credited_at)
-    .bind(a.outcome.as_str())
-    .bind(&a.reason)
-    .execute(conn)
-    .await
-    .map(|_| ())
+         VALUES {}",
+        common::service::balances::value_rows(COLUMNS, rows.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for a in rows {
+        q = q
+            .bind(&a.tx_no)
+            .bind(&a.from_account)
+            .bind(&a.to_account)
+            .bind(a.amount)
+            .bind(a.source.as_str())
+            .bind(a.credited_at)
+            .bind(a.outcome.as_str())
+            .bind(&a.reason);
+    }
+    q.execute(conn).await.map(|_| ())
 }
 
 /// Why a credit could not be applied; every one is permanent (no retry can fix it).

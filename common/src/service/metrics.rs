@@ -48,7 +48,8 @@ pub fn routes<S: Service>() -> OpenApiRouter<S> {
         content_type = "text/plain; version=0.0.4")))]
 async fn render<S: Service>(State(state): State<S>) -> Response {
     let shared = state.shared();
-    let pending = crate::service::reconcile::pending_count(state.pool()).await;
+    // On the read pool: a scrape never waits for (or takes) a bank's writer.
+    let pending = crate::service::reconcile::pending_count(&shared.db.read).await;
     let lag = shared.reconcile_runs.lag();
     shared.metrics.record(|| {
         if let Ok(n) = pending {

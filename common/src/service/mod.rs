@@ -8,6 +8,7 @@
 //! - [`auth`]: bearer tokens for `/admin/*` and the feeds.
 //! - [`faults`]: live fault switches and `GET|PUT /admin/faults`.
 //! - [`routes`]: `/api/accounts/{no}` and `/health`.
+//! - [`balances`]: many accounts' balances changed by one statement (group commit, batch credit).
 //! - [`ledger`]: `GET /admin/accounts`, a bank's accounts and its side of the conservation sum.
 //! - [`feed`]: the feed sequencer (a cursor that never skips a row) and feed pages.
 //! - [`reconcile`]: the reconciliation driver (never stalls: parks what fails, moves on) and
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod balances;
 pub mod error;
 pub mod faults;
 pub mod feed;

@@ -1,5 +1,5 @@
-//! `GET /admin/accounts`: a bank's accounts and its side of the money-conservation sum, read in
-//! one statement (one snapshot).
+//! `GET /admin/accounts`: a bank's accounts and its side of the money-conservation sum. The
+//! totals are read in one statement (one snapshot); the listed accounts in a second one.
 //!
 //! Across both banks, `Σ bank1 balances + Σ bank2 balances + in flight` never changes, where
 //! in flight is what bank1 debited and has not got back (its COMMITTED transfers, the
@@ -67,8 +67,9 @@ pub struct FlowTotal {
     pub total_minor: i64,
 }
 
-/// The accounts, the total of their balances, and the bank's transfer total, from one
-/// snapshot: the figures the console's conservation sum adds up.
+/// The accounts, the total of their balances, and the bank's transfer total. The totals (the
+/// figures the console's conservation sum adds up) come from one statement, one snapshot; the
+/// listed accounts from a second, so under load a listed balance may be a moment newer.
 #[utoipa::path(get, path = "/admin/accounts", tag = "accounts", security(("admin_token" = [])),
     params(SummaryQuery),
     responses(

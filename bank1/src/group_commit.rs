@@ -21,6 +21,7 @@
 use std::sync::Arc;
 
 use common::domain::message::TransferMessage;
+use common::infra::db::{Db, Engine};
 use common::service::balances::{self, Guard};
 use common::service::faults::Trips;
 use sqlx::{AnyConnection, AnyPool, Connection};
@@ -31,8 +32,7 @@ use crate::metrics::Metrics;
 use crate::producer::{self, Half, LocalOutcome};
 use crate::store::{self, NewTransfer, Status};
 
-/// Writers on MySQL/MariaDB, each committing its own groups on its own connection (SQLite has
-/// one writer connection, hence one writer).
+/// Writers on MySQL/MariaDB, each committing its own groups on its own connection.
 const MYSQL_WRITERS: usize = 4;
 
 /// Where bank1's debits commit: together, or alone when groups are off.
@@ -58,26 +58,24 @@ impl Job {
 }
 
 impl GroupCommit {
-    /// Starts the writers (on the current Tokio runtime): groups of at most `max` debits, on
-    /// `writers` connections. `max` 1: every debit commits alone, on the caller's task.
-    pub fn start(pool: AnyPool, max: usize, writers: usize, metrics: Metrics) -> Self {
+    /// Starts the writers (on the current Tokio runtime) on `db`'s writer pool: groups of at
+    /// most `max` debits; one writer on SQLite (it has one writer connection), four on MySQL.
+    /// `max` 1: every debit commits alone, on the caller's task.
+    pub fn start(db: &Db, max: usize, metrics: Metrics) -> Self {
+        let pool = db.pool.clone();
         if max <= 1 {
             return Self { pool, queue: None, metrics };
         }
+        let writers = match db.engine {
+            Engine::Sqlite => 1,
+            Engine::MySql => MYSQL_WRITERS,
+        };
         let (queue, jobs) = mpsc::unbounded_channel();
         let jobs = Arc::new(Mutex::new(jobs));
-        for _ in 0..writers.max(1) {
+        for _ in 0..writers {
             tokio::spawn(writer(pool.clone(), Arc::clone(&jobs), max, metrics.clone()));
         }
         Self { pool, queue: Some(queue), metrics }
-    }
-
-    /// How many writers suit the engine: one per SQLite file (it has one writer connection).
-    pub fn writers_for(engine: common::infra::db::Engine) -> usize {
-        match engine {
-            common::infra::db::Engine::Sqlite => 1,
-            common::infra::db::Engine::MySql => MYSQL_WRITERS,
-        }
     }
 
     /// Runs one local transaction in the next group, and reports its own outcome once the group

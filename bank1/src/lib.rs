@@ -81,9 +81,7 @@ impl Service for AppState {
         let faults = FaultSwitch::new(settings.faults);
         let pool = base.shared.db.pool.clone();
         let metrics = Metrics::new(base.shared.metrics.clone());
-        let writers = group_commit::GroupCommit::writers_for(base.shared.db.engine);
-        let debits =
-            group_commit::GroupCommit::start(pool.clone(), settings.debit_group as usize, writers, metrics.clone());
+        let debits = group_commit::GroupCommit::start(&base.shared.db, settings.debit_group as usize, metrics.clone());
         let debit = producer::DebitTx { debits, pool: pool.clone(), faults: faults.clone(), metrics: metrics.clone() };
         let (group, topic) = (&settings.common.producer_group, &settings.common.topic);
         let publisher = base.producer(&settings, group, topic, message::TRANSFER_TAG, debit).await?;

@@ -178,9 +178,9 @@ pub async fn local_tx(
     }
     if !store::debit(&mut tx, &msg.from_account, msg.amount).await? {
         tx.rollback().await?;
-        let refusal = match store::account_exists(conn, &msg.from_account).await? {
-            true => Refusal::InsufficientFunds,
-            false => Refusal::UnknownAccount,
+        let refusal = match common::service::routes::account(&mut *conn, &msg.from_account).await? {
+            Some(_) => Refusal::InsufficientFunds,
+            None => Refusal::UnknownAccount,
         };
         return Ok(LocalOutcome::Refused(refusal));
     }

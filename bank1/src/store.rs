@@ -164,7 +164,7 @@ pub async fn insert_transfers(
     let sql = format!(
         "INSERT INTO transfer (tx_no, from_account, to_account, amount, status, reason, created_at, committed_at, \
          msg_id, half_at, answer, rolled_back_at) VALUES {}",
-        common::service::balances::value_rows(COLUMNS, rows.len())
+        common::infra::db::value_rows(COLUMNS, rows.len())
     );
     // A statement per group size: prepared once per size, kept in the connection's cache.
     let mut q = sqlx::query(&sql);
@@ -196,15 +196,6 @@ pub async fn debit(conn: &mut AnyConnection, from: &AccountNo, amount: Amount) -
         .execute(conn)
         .await?;
     Ok(r.rows_affected() == 1)
-}
-
-/// True when the account exists (whatever its balance): tells a refused debit's two causes apart.
-pub async fn account_exists(conn: &mut AnyConnection, no: &AccountNo) -> sqlx::Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM account_info WHERE account_no = ?")
-        .bind(no.as_str())
-        .fetch_optional(conn)
-        .await?;
-    Ok(found.is_some())
 }
 
 /// Writes a ROLLED_BACK row for a tx_no unless one exists. Returns the row now in force.

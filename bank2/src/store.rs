@@ -124,7 +124,7 @@ pub async fn insert_applied_all(conn: &mut AnyConnection, rows: &[Applied]) -> s
     let sql = format!(
         "INSERT INTO de_duplication (tx_no, from_account, to_account, amount, source, credited_at, outcome, reason) \
          VALUES {}",
-        common::service::balances::value_rows(COLUMNS, rows.len())
+        common::infra::db::value_rows(COLUMNS, rows.len())
     );
     let mut q = sqlx::query(&sql);
     for a in rows {

@@ -157,9 +157,24 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// `?, ?, ?` (`n` of them).
+pub fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `(?, ?), (?, ?)`: `rows` rows of `columns` placeholders, for a multi-row `INSERT … VALUES`.
+pub fn value_rows(columns: usize, rows: usize) -> String {
+    vec![format!("({})", placeholders(columns)); rows].join(", ")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, value_rows};
+
+    #[test]
+    fn value_rows_repeats_one_row_of_placeholders() {
+        assert_eq!(value_rows(2, 3), "(?, ?), (?, ?), (?, ?)");
+    }
 
     #[test]
     fn redacts_passwords_only() {

@@ -52,18 +52,8 @@ fn statement(accounts: usize, guard: Guard) -> String {
     };
     format!(
         "UPDATE account_info SET balance = balance + {case} WHERE account_no IN ({}) AND {guard}",
-        placeholders(accounts)
+        crate::infra::db::placeholders(accounts)
     )
-}
-
-/// `?, ?, ?` (`n` of them).
-pub fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-/// `(?, ?), (?, ?)`: `rows` rows of `columns` placeholders, for a multi-row `INSERT … VALUES`.
-pub fn value_rows(columns: usize, rows: usize) -> String {
-    vec![format!("({})", placeholders(columns)); rows].join(", ")
 }
 
 #[cfg(test)]
@@ -79,6 +69,5 @@ mod tests {
         );
         assert!(statement(1, Guard::OpenUnderCeiling)
             .ends_with("AND status = 'OPEN' AND balance + CASE account_no WHEN ? THEN ? END <= ?"));
-        assert_eq!(value_rows(2, 3), "(?, ?), (?, ?), (?, ?)");
     }
 }

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
-use sqlx::AnyPool;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::domain::ids::AccountNo;
@@ -32,13 +31,17 @@ pub struct Account {
     pub status: String,
 }
 
-/// `account_info` row of `no`.
-pub async fn account(pool: &AnyPool, no: &AccountNo) -> sqlx::Result<Option<Account>> {
+/// `account_info` row of `no`, read on `db`: a pool, or the connection of a transaction in
+/// progress (bank1's refused debit asks on the connection its group holds).
+pub async fn account<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    no: &AccountNo,
+) -> sqlx::Result<Option<Account>> {
     sqlx::query_as::<_, Account>(
         "SELECT account_no, account_name, balance, status FROM account_info WHERE account_no = ?",
     )
     .bind(no.as_str())
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 

@@ -2,9 +2,7 @@
 //! OpenAPI 3.1 document derived from its handlers at `/api-docs/openapi.json` that lists
 //! exactly the routes it serves, with their guards and error answers, and Swagger UI at `/docs`
 //! from vendored assets. Schemathesis fuzzes the same documents in CI (tests/contract/run.sh).
-#![recursion_limit = "512"]
-
-mod helpers;
+use crate::helpers;
 
 use std::collections::BTreeSet;
 

@@ -2,9 +2,7 @@
 //! live fragments read both banks through their operator APIs, its forms drive them, and its
 //! conservation total adds up. The browser test (tests/browser/run.sh) drives the same pages in
 //! headless Chromium; this one runs with `cargo test`.
-#![recursion_limit = "512"]
-
-mod helpers;
+use crate::helpers;
 
 use std::time::Duration;
 

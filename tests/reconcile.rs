@@ -1,9 +1,7 @@
 //! Whole-system tests of recovery (docs/ARCHITECTURE.md, "Reconcile" and "DLQ"):
 //! reconciliation over bank1's feed, DLQ redrive, quarantine of poison messages. Real broker,
 //! real databases; every test ends by checking that money is conserved.
-#![recursion_limit = "512"]
-
-mod helpers;
+use crate::helpers;
 
 use std::time::Duration;
 

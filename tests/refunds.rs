@@ -4,9 +4,7 @@
 //! bank1's reconciliation of bank2's rejection feed; the reconciler never stalls on a bad
 //! transfer; an operator can refund a dead letter. Real broker, real databases; every test ends
 //! by checking that money is conserved.
-#![recursion_limit = "512"]
-
-mod helpers;
+use crate::helpers;
 
 use std::time::Duration;
 

@@ -3,9 +3,7 @@
 //! its rows, its history then names the migrations that replace them, and it has the same
 //! tables, columns and indexes as a new database. A history the bank does not know is refused.
 //! On SQLite files, or on fresh MariaDB/MySQL databases when `TEST_MYSQL_URL` is set.
-#![recursion_limit = "512"]
-
-mod helpers;
+use crate::helpers;
 
 use std::collections::BTreeSet;
 

@@ -1,9 +1,7 @@
 //! Whole-system tests of the core transfer, one per row of the test matrix in
 //! docs/ARCHITECTURE.md: a real rocketmq-rust name server and broker, real databases (SQLite,
 //! or MariaDB/MySQL with `TEST_MYSQL_URL`), bank1 and bank2 as they run in production.
-#![recursion_limit = "512"]
-
-mod helpers;
+use crate::helpers;
 
 use std::any::Any;
 use std::time::Duration;

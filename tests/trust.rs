@@ -3,9 +3,7 @@
 //! contradicts an applied transfer as `conflicting_duplicate` — and every operator endpoint
 //! needs its bearer token. Real broker, real databases; every test ends by checking that money
 //! is conserved.
-#![recursion_limit = "512"]
-
-mod helpers;
+use crate::helpers;
 
 use std::time::Duration;
 

@@ -628,6 +628,43 @@ async fn debits_waiting_together_commit_together_each_with_its_own_outcome() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_waiting_together_commit_together() {
+    let app = TestStack::start().await;
+    let metric = |name: &'static str| app.metric(&app.bank2_url, name);
+    let groups_before = metric("bank2_credit_groups_total").await;
+    let members_before = metric("bank2_credit_group_members_total").await;
+    let duplicates_before = metric("bank2_duplicate_deliveries_total").await;
+
+    // Hold the receiver's row at bank2 (on SQLite, the one write connection itself): every
+    // credit of account 2 waits, and the consume threads' batches pile up for the next group.
+    let mut hold = app.bank2_pool.begin().await.unwrap();
+    sqlx::query("UPDATE account_info SET balance = balance WHERE account_no = '2'").execute(&mut *hold).await.unwrap();
+    let n = 8;
+    let mut committed = Vec::new();
+    for _ in 0..n {
+        committed.push(app.transfer("1.00").await["tx_no"].as_str().unwrap().to_owned());
+    }
+    poll_until("all 8 credits wait in the credit groups", Duration::from_secs(30), || async {
+        (metric("bank2_credits_in_group_commit").await == n).then_some(())
+    })
+    .await;
+    hold.rollback().await.unwrap();
+
+    for tx in &committed {
+        let credit = app.wait_credited(tx, DELIVERY).await;
+        assert_eq!(credit["source"], "MQ", "{credit}");
+    }
+    let groups = metric("bank2_credit_groups_total").await - groups_before;
+    let members = metric("bank2_credit_group_members_total").await - members_before;
+    assert_eq!(members, n, "every credit went through the credit groups");
+    assert!(groups < members, "batches credited together: {members} credits in {groups} commits");
+    assert_eq!(metric("bank2_credits_in_group_commit").await, 0, "every batch answered");
+    assert_eq!(metric("bank2_duplicate_deliveries_total").await, duplicates_before, "each credited once, first time");
+    app.wait_conserved(0, DELIVERY).await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_key_survives_crash_between_claim_and_send() {
     let app = TestStack::start().await;
     let body = json!({"from_account": "1", "to_account": "2", "amount": "25.00"});

@@ -18,27 +18,23 @@
 //!   `Failed`, exactly as a lone debit whose commit fails, so bank1 answers UNKNOWN and reads
 //!   its rows to settle it (the check-back does the same).
 
-use std::sync::Arc;
-
 use common::domain::message::TransferMessage;
-use common::infra::db::{Db, Engine};
+use common::infra::db::Db;
 use common::service::balances::{self, Guard};
 use common::service::faults::Trips;
+use common::service::group_commit::{self as groups, Groups};
 use sqlx::{AnyConnection, AnyPool, Connection};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::oneshot;
 
 use crate::faults::Faults;
 use crate::metrics::Metrics;
 use crate::producer::{self, Half, LocalOutcome};
 use crate::store::{self, NewTransfer, Status};
 
-/// Writers on MySQL/MariaDB, each committing its own groups on its own connection.
-const MYSQL_WRITERS: usize = 4;
-
 /// Where bank1's debits commit: together, or alone when groups are off.
 pub struct GroupCommit {
     pool: AnyPool,
-    queue: Option<mpsc::UnboundedSender<Job>>,
+    queue: Option<Groups<Job>>,
     metrics: Metrics,
 }
 
@@ -66,15 +62,17 @@ impl GroupCommit {
         if max <= 1 {
             return Self { pool, queue: None, metrics };
         }
-        let writers = match db.engine {
-            Engine::Sqlite => 1,
-            Engine::MySql => MYSQL_WRITERS,
-        };
-        let (queue, jobs) = mpsc::unbounded_channel();
-        let jobs = Arc::new(Mutex::new(jobs));
-        for _ in 0..writers {
-            tokio::spawn(writer(pool.clone(), Arc::clone(&jobs), max, metrics.clone()));
-        }
+        let (writer_pool, writer_metrics) = (pool.clone(), metrics.clone());
+        let queue = Groups::start(groups::writers(db.engine), max, move |mut group: Vec<Job>| {
+            let (pool, metrics) = (writer_pool.clone(), writer_metrics.clone());
+            async move {
+                // Account order (stable: each account's debits keep their order of arrival), so
+                // that two groups on MySQL take their row locks in the same order and never
+                // deadlock.
+                group.sort_by(|a, b| a.msg.from_account.as_str().cmp(b.msg.from_account.as_str()));
+                commit_group(&pool, group, &metrics).await;
+            }
+        });
         Self { pool, queue: Some(queue), metrics }
     }
 
@@ -96,20 +94,6 @@ impl GroupCommit {
         let outcome = outcome.await.unwrap_or_else(|_| LocalOutcome::Failed("the group commit stopped".into()));
         self.metrics.in_group_commit(-1.0);
         outcome
-    }
-}
-
-/// Takes every debit queued (up to `max`), commits them as one group, and again.
-async fn writer(pool: AnyPool, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, max: usize, metrics: Metrics) {
-    let mut group = Vec::with_capacity(max);
-    loop {
-        if jobs.lock().await.recv_many(&mut group, max).await == 0 {
-            return; // every sender is gone
-        }
-        // Account order (stable: each account's debits keep their order of arrival), so that
-        // two groups on MySQL take their row locks in the same order and never deadlock.
-        group.sort_by(|a: &Job, b: &Job| a.msg.from_account.as_str().cmp(b.msg.from_account.as_str()));
-        commit_group(&pool, std::mem::take(&mut group), &metrics).await;
     }
 }
 

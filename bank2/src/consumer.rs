@@ -13,6 +13,8 @@
 //! first credited together, in one database transaction ([`Credits::credit_all`]); if any of
 //! them is not a plain credit now, none is, and each goes through the steps above alone. A
 //! message that fails is sent back to the retry ladder alone; its batch-mates stay credited.
+//! With credit groups on, the batches that the consume threads hold at the same moment share
+//! that transaction (docs/ARCHITECTURE.md, "Credit groups").
 
 use common::domain::message::TransferMessage;
 use common::infra::mq::consumer::Ack;

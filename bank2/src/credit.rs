@@ -10,15 +10,22 @@
 //!   refund notice to bank1 ([`crate::refund`]) — the return of funds;
 //! - anything else (a database error, the injected fault) is *transient*: the caller retries
 //!   (broker redelivery, a parked reconcile entry).
+//!
+//! Batches of plain credits take [`Credits::credit_all`]. With credit groups on, the batches that
+//! every consume thread holds at the same moment are credited in ONE database transaction, with
+//! one commit (docs/ARCHITECTURE.md, "Credit groups"); a batch still ends all or none, exactly as
+//! it would alone.
 
 use std::sync::Arc;
 
 use common::domain::message::{Body, RefundNotice, TransferMessage, MESSAGE_VERSION};
+use common::infra::db::Engine;
 use common::infra::mq::tx::TxProducer;
 use common::service::balances::{self, Guard};
 use common::service::faults::Trips;
+use common::service::group_commit::{self as groups, Groups};
 use sqlx::AnyPool;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 use crate::faults::FaultSwitch;
 use crate::metrics::Metrics;
@@ -53,9 +60,34 @@ pub struct Credits {
     pub refunds: TxProducer<RejectTx>,
     /// Wakes the rejection feed's sequencer.
     pub feed_wake: Arc<Notify>,
+    /// Where batches wait for their credit group; `None`: each batch commits alone.
+    pub groups: Option<Groups<CreditJob>>,
+}
+
+/// A batch of plain credits waiting for its group.
+pub struct CreditJob {
+    batch: Vec<TransferMessage>,
+    source: Source,
+    /// True once the batch is committed; false when none of it is.
+    done: oneshot::Sender<bool>,
 }
 
 impl Credits {
+    /// Turns credit groups on: at most `max` batches share one database transaction (1: off).
+    /// Starts the writers on the current Tokio runtime, one on SQLite, four on MySQL.
+    pub fn with_groups(mut self, engine: Engine, max: usize) -> Self {
+        if max <= 1 {
+            self.groups = None;
+            return self;
+        }
+        let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
+        self.groups = Some(Groups::start(groups::writers(engine), max, move |group| {
+            let (pool, metrics) = (pool.clone(), metrics.clone());
+            async move { commit_credits(&pool, &metrics, group).await }
+        }));
+        self
+    }
+
     /// Applies `msg` exactly once: credit, or reject when that can never succeed.
     #[tracing::instrument(skip(self, msg), fields(tx_no = %msg.tx_no, source = source.as_str()))]
     pub async fn apply(&self, msg: &TransferMessage, source: Source) -> Outcome {
@@ -83,24 +115,39 @@ impl Credits {
     /// Credits every transfer of `batch` in ONE database transaction, or none of them: false
     /// when any is not a plain credit now (a repeat, a receiver that refuses it, the injected
     /// consume fault) or the database fails; each then takes [`Credits::apply`] on its own.
+    /// With credit groups on, the transaction may hold other batches too; the answer comes
+    /// after its commit.
     pub async fn credit_all(&self, batch: &[&TransferMessage], source: Source) -> bool {
         let faults = self.faults.get();
         if batch.iter().any(|m| faults.consume_fail_at_least.trips(m.amount)) {
             return false;
         }
-        match try_credit_all(&self.pool, batch, source).await {
-            Ok(true) => {
-                for msg in batch {
-                    self.metrics.record(msg, source, &Outcome::Credited);
-                }
-                true
+        let credited = match &self.groups {
+            Some(groups) => self.in_group(groups, batch, source).await,
+            None => {
+                let batch: Vec<_> = batch.iter().map(|m| (*m, source)).collect();
+                credit_or_report(&self.pool, &batch).await
             }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::debug!(error = %e, batch = batch.len(), "batch credit failed; crediting one by one");
-                false
+        };
+        if credited {
+            for msg in batch {
+                self.metrics.record(msg, source, &Outcome::Credited);
             }
         }
+        credited
+    }
+
+    /// Hands `batch` to the next credit group and waits for its answer.
+    async fn in_group(&self, groups: &Groups<CreditJob>, batch: &[&TransferMessage], source: Source) -> bool {
+        let members = batch.len() as f64;
+        let (done, answer) = oneshot::channel();
+        let job = CreditJob { batch: batch.iter().map(|m| (*m).clone()).collect(), source, done };
+        self.metrics.in_group_commit(members);
+        // No writer (shutdown): "not credited", and each message takes the single path, where a
+        // repeat is recognised as one. The same if a writer stopped while it held the batch.
+        let credited = groups.send(job).is_ok() && answer.await.unwrap_or(false);
+        self.metrics.in_group_commit(-members);
+        credited
     }
 
     /// Rejects `msg` for good with `reason` (if it is not applied yet) and publishes the refund
@@ -191,12 +238,41 @@ async fn try_credit(pool: &AnyPool, msg: &TransferMessage, source: Source) -> sq
     }
 }
 
+/// Commits one credit group and answers each of its batches: the union of the batches in one
+/// transaction when it can; else each batch in its own, with its own answer (so a repeat or a
+/// refusing receiver in one batch does not hold back the others).
+async fn commit_credits(pool: &AnyPool, metrics: &Metrics, group: Vec<CreditJob>) {
+    metrics.credit_group(group.iter().map(|j| j.batch.len()).sum());
+    if group.len() > 1 {
+        let union: Vec<_> = group.iter().flat_map(|j| j.batch.iter().map(move |m| (m, j.source))).collect();
+        if credit_or_report(pool, &union).await {
+            for job in group {
+                let _ = job.done.send(true);
+            }
+            return;
+        }
+    }
+    for job in group {
+        let batch: Vec<_> = job.batch.iter().map(|m| (m, job.source)).collect();
+        let _ = job.done.send(credit_or_report(pool, &batch).await);
+    }
+}
+
+/// [`try_credit_all`], with a database error reported and answered "not credited".
+async fn credit_or_report(pool: &AnyPool, batch: &[(&TransferMessage, Source)]) -> bool {
+    try_credit_all(pool, batch).await.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, batch = batch.len(), "batch credit failed; crediting one by one");
+        false
+    })
+}
+
 /// The dedup rows and credits of a whole batch, in ONE database transaction of two statements
 /// (a multi-row INSERT, an `UPDATE … CASE`); rolled back (false) when a tx_no is applied
 /// already or a receiver refuses its credit.
-async fn try_credit_all(pool: &AnyPool, batch: &[&TransferMessage], source: Source) -> sqlx::Result<bool> {
+async fn try_credit_all(pool: &AnyPool, batch: &[(&TransferMessage, Source)]) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<Applied> = batch.iter().map(|m| applied_row(m, source, AppliedAs::Credited, None)).collect();
+    let rows: Vec<Applied> =
+        batch.iter().map(|(m, source)| applied_row(m, *source, AppliedAs::Credited, None)).collect();
     match store::insert_applied_all(&mut tx, &rows).await {
         Ok(()) => {}
         Err(e) if common::infra::db::is_unique_violation(&e) => {
@@ -207,7 +283,7 @@ async fn try_credit_all(pool: &AnyPool, batch: &[&TransferMessage], source: Sour
     }
     // One statement for every receiver (MySQL locks its rows in key order, so two batches never
     // wait for each other's rows in a cycle).
-    let credits: Vec<(&str, i64)> = batch.iter().map(|m| (m.to_account.as_str(), m.amount.minor())).collect();
+    let credits: Vec<(&str, i64)> = batch.iter().map(|(m, _)| (m.to_account.as_str(), m.amount.minor())).collect();
     if !balances::change_all(&mut tx, &credits, Guard::OpenUnderCeiling).await? {
         tx.rollback().await?;
         return Ok(false);

@@ -84,8 +84,15 @@ impl Service for AppState {
         let reject = refund::RejectTx { pool: pool.clone(), faults: faults.clone() };
         let (group, topic) = (&settings.common.producer_group, &settings.common.refund_topic);
         let refunds = base.producer(&settings, group, topic, message::REFUND_TAG, reject).await?;
-        let credits =
-            Credits { pool, faults: faults.clone(), metrics: metrics.clone(), refunds, feed_wake: Arc::default() };
+        let credits = Credits {
+            pool,
+            faults: faults.clone(),
+            metrics: metrics.clone(),
+            refunds,
+            feed_wake: Arc::default(),
+            groups: None,
+        }
+        .with_groups(base.shared.db.engine, settings.credit_group as usize);
         let deliveries = consumer::Deliveries {
             inbox: Inbox { peers: base.peers.clone(), pool: credits.pool.clone() },
             credits: credits.clone(),

@@ -44,6 +44,18 @@ impl Metrics {
                 Unit::Seconds,
                 "From the debit at bank1 (the transfer's created_at) to its credit at bank2, by how it arrived."
             );
+            describe_counter!(
+                "bank2_credit_groups_total",
+                "Credit groups (a group of one batch included): consumer batches credited together in one database transaction."
+            );
+            describe_counter!(
+                "bank2_credit_group_members_total",
+                "Transfer messages handed to the credit groups (÷ bank2_credit_groups_total: the mean group size)."
+            );
+            describe_gauge!(
+                "bank2_credits_in_group_commit",
+                "Transfer messages handed to the credit groups and not answered yet (queued, or in a group being committed)."
+            );
             describe_gauge!(
                 "bank2_dlq_size",
                 "Transfers whose last retry failed and that are still not applied (redrive or refund them)."
@@ -54,9 +66,15 @@ impl Metrics {
                     counter!(name, "source" => source.as_str()).increment(0);
                 }
             }
-            for name in ["bank2_duplicate_deliveries_total", "bank2_dead_letters_total"] {
+            for name in [
+                "bank2_duplicate_deliveries_total",
+                "bank2_dead_letters_total",
+                "bank2_credit_groups_total",
+                "bank2_credit_group_members_total",
+            ] {
                 counter!(name).increment(0);
             }
+            gauge!("bank2_credits_in_group_commit").set(0.0);
             for code in [Code::BadSignature, Code::ConflictingDuplicate, Code::Malformed] {
                 counter!("bank2_quarantined_total", "reason" => code.as_str()).increment(0);
             }
@@ -95,6 +113,19 @@ impl Metrics {
 
     pub fn dead_lettered(&self) {
         self.0.record(|| counter!("bank2_dead_letters_total").increment(1));
+    }
+
+    /// Transfer messages handed to the credit groups (+n) or answered (-n).
+    pub fn in_group_commit(&self, delta: f64) {
+        self.0.record(|| gauge!("bank2_credits_in_group_commit").increment(delta));
+    }
+
+    /// A credit group of `members` transfer messages went to the database.
+    pub fn credit_group(&self, members: usize) {
+        self.0.record(|| {
+            counter!("bank2_credit_groups_total").increment(1);
+            counter!("bank2_credit_group_members_total").increment(members as u64);
+        });
     }
 
     /// Sets the DLQ size read from bank2's database when scraped.

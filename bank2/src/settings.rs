@@ -16,6 +16,11 @@ pub struct Settings {
     /// A message that fails is retried alone; its batch-mates stay credited.
     #[arg(long, env = "BANK2_CONSUME_BATCH", default_value_t = 16)]
     pub consume_batch: u32,
+    /// Credit groups: the batches that the consume threads hold at the same moment are credited
+    /// in one database transaction, at most this many batches in one (1: each batch commits
+    /// alone). A batch still ends all or none. See docs/ARCHITECTURE.md, "Credit groups".
+    #[arg(long, env = "BANK2_CREDIT_GROUP", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub credit_group: u32,
     /// Fault injection by amount threshold (also live via `/admin/faults`).
     #[command(flatten)]
     pub faults: crate::faults::Faults,

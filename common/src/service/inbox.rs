@@ -75,7 +75,7 @@ impl<T: Inbound> Handler for T {
         let opened: Vec<_> = msgs.iter().map(|m| open::<T::Body>(m, &self.inbox().peers)).collect();
         let batch: Vec<(&MessageExt, &T::Body)> =
             msgs.iter().zip(&opened).filter_map(|(m, o)| o.as_ref().ok().map(|b| (*m, b))).collect();
-        let all_applied = batch.len() > 1 && self.apply_all(&batch).await;
+        let all_applied = !batch.is_empty() && self.apply_all(&batch).await;
         let mut acks = Vec::with_capacity(msgs.len());
         for (msg, opened) in msgs.iter().zip(opened) {
             acks.push(match opened {

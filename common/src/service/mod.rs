@@ -9,6 +9,7 @@
 //! - [`faults`]: live fault switches and `GET|PUT /admin/faults`.
 //! - [`routes`]: `/api/accounts/{no}` and `/health`.
 //! - [`balances`]: many accounts' balances changed by one statement (group commit, batch credit).
+//! - [`group_commit`]: the queue and writers that gather jobs waiting together into one group.
 //! - [`ledger`]: `GET /admin/accounts`, a bank's accounts and its side of the conservation sum.
 //! - [`feed`]: the feed sequencer (a cursor that never skips a row) and feed pages.
 //! - [`reconcile`]: the reconciliation driver (never stalls: parks what fails, moves on) and
@@ -24,6 +25,7 @@ pub mod balances;
 pub mod error;
 pub mod faults;
 pub mod feed;
+pub mod group_commit;
 pub mod inbox;
 pub mod ledger;
 pub mod metrics;

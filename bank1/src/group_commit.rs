@@ -22,7 +22,7 @@ use common::domain::message::TransferMessage;
 use common::infra::db::Db;
 use common::service::balances::{self, Guard};
 use common::service::faults::Trips;
-use common::service::group_commit::{self as groups, Groups};
+use common::service::group_commit::Groups;
 use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::oneshot;
 
@@ -59,11 +59,8 @@ impl GroupCommit {
     /// `max` 1: every debit commits alone, on the caller's task.
     pub fn start(db: &Db, max: usize, metrics: Metrics) -> Self {
         let pool = db.pool.clone();
-        if max <= 1 {
-            return Self { pool, queue: None, metrics };
-        }
         let (writer_pool, writer_metrics) = (pool.clone(), metrics.clone());
-        let queue = Groups::start(groups::writers(db.engine), max, move |mut group: Vec<Job>| {
+        let queue = Groups::start(db.engine, max, move |mut group: Vec<Job>| {
             let (pool, metrics) = (writer_pool.clone(), writer_metrics.clone());
             async move {
                 // Account order (stable: each account's debits keep their order of arrival), so
@@ -73,7 +70,7 @@ impl GroupCommit {
                 commit_group(&pool, group, &metrics).await;
             }
         });
-        Self { pool, queue: Some(queue), metrics }
+        Self { pool, queue, metrics }
     }
 
     /// Runs one local transaction in the next group, and reports its own outcome once the group

@@ -23,7 +23,7 @@ use common::infra::db::Engine;
 use common::infra::mq::tx::TxProducer;
 use common::service::balances::{self, Guard};
 use common::service::faults::Trips;
-use common::service::group_commit::{self as groups, Groups};
+use common::service::group_commit::Groups;
 use sqlx::AnyPool;
 use tokio::sync::{oneshot, Notify};
 
@@ -76,15 +76,11 @@ impl Credits {
     /// Turns credit groups on: at most `max` batches share one database transaction (1: off).
     /// Starts the writers on the current Tokio runtime, one on SQLite, four on MySQL.
     pub fn with_groups(mut self, engine: Engine, max: usize) -> Self {
-        if max <= 1 {
-            self.groups = None;
-            return self;
-        }
         let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
-        self.groups = Some(Groups::start(groups::writers(engine), max, move |group| {
+        self.groups = Groups::start(engine, max, move |group| {
             let (pool, metrics) = (pool.clone(), metrics.clone());
             async move { commit_credits(&pool, &metrics, group).await }
-        }));
+        });
         self
     }
 
@@ -261,7 +257,7 @@ async fn commit_credits(pool: &AnyPool, metrics: &Metrics, group: Vec<CreditJob>
 /// [`try_credit_all`], with a database error reported and answered "not credited".
 async fn credit_or_report(pool: &AnyPool, batch: &[(&TransferMessage, Source)]) -> bool {
     try_credit_all(pool, batch).await.unwrap_or_else(|e| {
-        tracing::debug!(error = %e, batch = batch.len(), "batch credit failed; crediting one by one");
+        tracing::debug!(error = %e, batch = batch.len(), "credit of these messages together failed; each batch, then each message, goes alone");
         false
     })
 }

@@ -15,11 +15,11 @@ use tokio::sync::{mpsc, Mutex};
 use crate::infra::db::Engine;
 
 /// Writers on MySQL/MariaDB, each committing its own groups on its own connection.
-pub const MYSQL_WRITERS: usize = 4;
+const MYSQL_WRITERS: usize = 4;
 
 /// How many writers fit the database: one on SQLite (it has one writer connection), four on
 /// MySQL.
-pub fn writers(engine: Engine) -> usize {
+fn writers(engine: Engine) -> usize {
     match engine {
         Engine::Sqlite => 1,
         Engine::MySql => MYSQL_WRITERS,
@@ -38,10 +38,23 @@ impl<J> Clone for Groups<J> {
 }
 
 impl<J: Send + 'static> Groups<J> {
-    /// Starts `writers` writer tasks on the current Tokio runtime. Each takes every job queued
-    /// (at most `max`), hands them to `commit` as one group, waits for it, and again. They stop
-    /// when every [`Groups`] handle is gone.
-    pub fn start<F, Fut>(writers: usize, max: usize, commit: F) -> Self
+    /// Starts the writer tasks that fit `engine`'s database on the current Tokio runtime: one
+    /// on SQLite (it has one writer connection), four on MySQL. Each takes every job queued (at
+    /// most `max`), hands them to `commit` as one group, waits for it, and again. They stop when
+    /// every [`Groups`] handle is gone. `max` 1 or less turns groups off: `None`, and each job
+    /// commits alone, as its caller does it.
+    pub fn start<F, Fut>(engine: Engine, max: usize, commit: F) -> Option<Self>
+    where
+        F: Fn(Vec<J>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if max <= 1 {
+            return None;
+        }
+        Some(Self::spawn(writers(engine), max, commit))
+    }
+
+    fn spawn<F, Fut>(writers: usize, max: usize, commit: F) -> Self
     where
         F: Fn(Vec<J>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -49,12 +62,12 @@ impl<J: Send + 'static> Groups<J> {
         let (queue, jobs) = mpsc::unbounded_channel();
         let jobs = Arc::new(Mutex::new(jobs));
         let commit = Arc::new(commit);
-        for _ in 0..writers.max(1) {
+        for _ in 0..writers {
             let (jobs, commit) = (Arc::clone(&jobs), Arc::clone(&commit));
             tokio::spawn(async move {
                 let mut group = Vec::with_capacity(max);
                 loop {
-                    if jobs.lock().await.recv_many(&mut group, max.max(1)).await == 0 {
+                    if jobs.lock().await.recv_many(&mut group, max).await == 0 {
                         return; // every sender is gone
                     }
                     commit(std::mem::take(&mut group)).await;
@@ -80,7 +93,7 @@ mod tests {
         let (release, held) = oneshot::channel::<()>();
         let held = Arc::new(Mutex::new(Some(held)));
         let (sizes, mut seen) = mpsc::unbounded_channel();
-        let groups = Groups::start(1, 32, move |group: Vec<u32>| {
+        let groups = Groups::spawn(1, 32, move |group: Vec<u32>| {
             let (held, sizes) = (Arc::clone(&held), sizes.clone());
             async move {
                 sizes.send(group).unwrap();

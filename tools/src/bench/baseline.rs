@@ -1,8 +1,9 @@
 //! The broker alone: the same number of same-size messages through the same broker with a
 //! plain `DefaultMQProducer` + `DefaultMQPushConsumer`, then with a `TransactionMQProducer`
 //! whose listener commits at once — no HTTP, no database. Each on its own topic and group.
-//! The consumer is configured like bank2's (batch 1, same thread count), so the difference
-//! to the end-to-end figure is what the banks add.
+//! The consumer is configured like bank2's (the same batch size and thread count:
+//! `BANK2_CONSUME_BATCH`, `BANK2_CONSUME_THREADS`), so the difference to the end-to-end figure
+//! is what the banks add.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -40,14 +41,26 @@ impl Kind {
     }
 }
 
+/// When the consumer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// While the messages are sent: first send → last consumed, the pipeline's pace.
+    Pipeline,
+    /// Suspended while every message is sent, then resumed: resume → last consumed, the pace
+    /// at which a backlog drains (what bank2 does after `--backlog`).
+    Backlog,
+}
+
 /// What a baseline run needs to know.
 pub struct Setup<'a> {
     pub namesrv: &'a str,
     pub broker: &'a str,
     pub messages: usize,
     pub concurrency: usize,
-    /// bank2's consumer threads, copied so the comparison is like for like.
+    /// bank2's consumer threads and batch size (`BANK2_CONSUME_THREADS`, `BANK2_CONSUME_BATCH`),
+    /// copied so the comparison is like for like.
     pub consume_threads: u32,
+    pub consume_batch: u32,
     /// How long without progress before giving up on the remaining messages.
     pub stall_timeout: Duration,
 }
@@ -160,9 +173,15 @@ impl Producer {
 }
 
 /// Runs one baseline; `tag` keeps its topic and groups apart from any other run.
-pub async fn run(setup: &Setup<'_>, kind: Kind, tag: &str, bar: &ProgressBar) -> anyhow::Result<BaselineFigures> {
+pub async fn run(
+    setup: &Setup<'_>,
+    kind: Kind,
+    flow: Flow,
+    tag: &str,
+    bar: &ProgressBar,
+) -> anyhow::Result<BaselineFigures> {
     let rt = MqRuntime::new(&format!("bench-{}", kind.name()))?;
-    let result = run_on(&rt, setup, kind, tag, bar).await;
+    let result = run_on(&rt, setup, kind, flow, tag, bar).await;
     rt.shutdown().await;
     result
 }
@@ -171,9 +190,14 @@ async fn run_on(
     rt: &MqRuntime,
     setup: &Setup<'_>,
     kind: Kind,
+    flow: Flow,
     tag: &str,
     bar: &ProgressBar,
 ) -> anyhow::Result<BaselineFigures> {
+    let tag = match flow {
+        Flow::Pipeline => tag.to_owned(),
+        Flow::Backlog => format!("{tag}_backlog"),
+    };
     let topic = format!("bench_{}_{tag}", kind.name());
     stack::topics::ensure_topic(rt, setup.namesrv, setup.broker, &topic, 4).await?;
     let tally = Arc::new(Tally {
@@ -188,7 +212,7 @@ async fn run_on(
         .consumer_group(format!("bench_{}_cg_{tag}", kind.name()))
         .name_server_addr(setup.namesrv.to_owned())
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .consume_message_batch_max_size(1)
+        .consume_message_batch_max_size(setup.consume_batch.max(1))
         .consume_thread_min(setup.consume_threads)
         .consume_thread_max(setup.consume_threads)
         .build();
@@ -232,6 +256,9 @@ async fn run_on(
             async move { warm.then_some(()) }
         })
         .await?;
+        if flow == Flow::Backlog {
+            consumer.suspend().await;
+        }
 
         let messages: Vec<Message> = (0..setup.messages)
             .map(|i| message(&key_of(i)).map_err(|e| anyhow::anyhow!("building message {i}: {e}")))
@@ -273,6 +300,14 @@ async fn run_on(
                 tracing::warn!(error = %e, "baseline send failed");
             }
         }
+        let start_us = match flow {
+            Flow::Pipeline => first_send_us,
+            Flow::Backlog => {
+                let resumed_us = tally.base.elapsed().as_micros() as u64;
+                consumer.resume().await;
+                resumed_us
+            }
+        };
         // Every sent message consumed, or no progress for `stall_timeout`.
         let mut last = (tally.consumed.load(Ordering::SeqCst), tokio::time::Instant::now());
         loop {
@@ -290,9 +325,10 @@ async fn run_on(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let consumed = tally.consumed.load(Ordering::SeqCst);
-        let elapsed_s = (tally.last_us.load(Ordering::SeqCst).saturating_sub(first_send_us)) as f64 / 1e6;
+        let elapsed_s = (tally.last_us.load(Ordering::SeqCst).saturating_sub(start_us)) as f64 / 1e6;
         Ok(BaselineFigures {
             kind: kind.name(),
+            backlog: flow == Flow::Backlog,
             messages: setup.messages,
             body_bytes: body.len(),
             sent,

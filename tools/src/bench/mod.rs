@@ -399,12 +399,14 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
     // ---- baselines ----
     if args.baseline {
         let messages = if args.transfers > 0 { args.transfers } else { args.backlog.unwrap_or(0) };
+        let bank2_settings = bank2::Settings::from_env();
         let setup = baseline::Setup {
             namesrv: &target.namesrv_addr,
             broker: &target.broker_addr,
             messages,
             concurrency: args.concurrency,
-            consume_threads: bank2::Settings::from_env().consume_threads,
+            consume_threads: bank2_settings.consume_threads,
+            consume_batch: bank2_settings.consume_batch,
             stall_timeout: args.stall_timeout,
         };
         let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
@@ -412,7 +414,7 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             eprintln!("baseline: {messages} {kind:?} messages, C = {}", args.concurrency);
             let b = bar(messages, if kind == baseline::Kind::Plain { "plain" } else { "tx" });
             let probe = cpu_probe(target, &report);
-            let r = baseline::run(&setup, kind, &tag, &b).await;
+            let r = baseline::run(&setup, kind, baseline::Flow::Pipeline, &tag, &b).await;
             b.finish_and_clear();
             let mut r = r.with_context(|| format!("{kind:?} baseline"))?;
             r.cpu = Some(probe.finish());
@@ -429,6 +431,19 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             .reduce(f64::max);
         if let (Some(e2e), Some(raw)) = (report.e2e_tps, report.raw_tps) {
             report.ratio = (raw > 0.0).then(|| round2(e2e / raw));
+        }
+        if let Some(n) = args.backlog.filter(|&n| n > 0) {
+            eprintln!("baseline: a backlog of {n} plain messages, drained after all were sent");
+            let b = bar(n, "drain");
+            let drain = baseline::Setup { messages: n, ..setup };
+            let r = baseline::run(&drain, baseline::Kind::Plain, baseline::Flow::Backlog, &tag, &b).await;
+            b.finish_and_clear();
+            let r = r.context("backlog baseline")?;
+            eprintln!("  {} drained in {:.2} s: {:.0} msgs/s", r.consumed, r.elapsed_s, r.msgs_per_s);
+            if let Some(drained) = report.backlog_drain_tps {
+                report.backlog_drain_ratio = (r.msgs_per_s > 0.0).then(|| round2(drained / r.msgs_per_s));
+            }
+            report.baseline_backlog = Some(r);
         }
         if args.rate.is_some() {
             report.notes.push("the baselines run unpaced: --rate applies to the transfers only".into());

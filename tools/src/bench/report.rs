@@ -157,13 +157,16 @@ pub struct Memory {
 pub struct BaselineFigures {
     /// `plain` (DefaultMQProducer) or `transactional` (TransactionMQProducer, commits at once).
     pub kind: &'static str,
+    /// True: every message was sent while the consumer was suspended (a backlog), and
+    /// `elapsed_s` runs from its resume.
+    pub backlog: bool,
     pub messages: usize,
     pub body_bytes: usize,
     pub sent: usize,
     pub send_errors: usize,
     pub consumed: usize,
     pub redelivered: usize,
-    /// First send → last message consumed.
+    /// First send (a backlog: the consumer's resume) → last message consumed.
     pub elapsed_s: f64,
     pub msgs_per_s: f64,
     pub send_ms: Summary,
@@ -227,6 +230,11 @@ pub struct Report {
     // baselines
     pub baseline_plain: Option<BaselineFigures>,
     pub baseline_transactional: Option<BaselineFigures>,
+    /// With `--backlog`: the same number of plain messages drained by a consumer resumed after
+    /// all were sent, like bank2 after its pause.
+    pub baseline_backlog: Option<BaselineFigures>,
+    /// `backlog_drain_tps` / the raw backlog drain's msgs/s.
+    pub backlog_drain_ratio: Option<f64>,
 
     // exactly-once, over every transfer of the run (counted, never assumed)
     pub committed_total: usize,
@@ -346,6 +354,16 @@ impl Report {
             );
             if let Some(c) = &self.backlog_cpu {
                 row("CPU while draining", cpu_line(c));
+            }
+            if let Some(b) = &self.baseline_backlog {
+                row(
+                    "raw backlog drain msgs/s",
+                    format!(
+                        "{} (bank2's drain / raw: {})",
+                        rate(Some(b.msgs_per_s)),
+                        self.backlog_drain_ratio.map_or_else(|| "–".into(), |r| format!("{r:.2}"))
+                    ),
+                );
             }
         }
         if let Some(p) = self.memory.rss_peak_mib {

@@ -61,6 +61,8 @@ pub struct Setup<'a> {
     /// copied so the comparison is like for like.
     pub consume_threads: u32,
     pub consume_batch: u32,
+    /// While the messages are sent, or after.
+    pub flow: Flow,
     /// How long without progress before giving up on the remaining messages.
     pub stall_timeout: Duration,
 }
@@ -173,15 +175,9 @@ impl Producer {
 }
 
 /// Runs one baseline; `tag` keeps its topic and groups apart from any other run.
-pub async fn run(
-    setup: &Setup<'_>,
-    kind: Kind,
-    flow: Flow,
-    tag: &str,
-    bar: &ProgressBar,
-) -> anyhow::Result<BaselineFigures> {
+pub async fn run(setup: &Setup<'_>, kind: Kind, tag: &str, bar: &ProgressBar) -> anyhow::Result<BaselineFigures> {
     let rt = MqRuntime::new(&format!("bench-{}", kind.name()))?;
-    let result = run_on(&rt, setup, kind, flow, tag, bar).await;
+    let result = run_on(&rt, setup, kind, tag, bar).await;
     rt.shutdown().await;
     result
 }
@@ -190,10 +186,10 @@ async fn run_on(
     rt: &MqRuntime,
     setup: &Setup<'_>,
     kind: Kind,
-    flow: Flow,
     tag: &str,
     bar: &ProgressBar,
 ) -> anyhow::Result<BaselineFigures> {
+    let flow = setup.flow;
     let tag = match flow {
         Flow::Pipeline => tag.to_owned(),
         Flow::Backlog => format!("{tag}_backlog"),

@@ -407,6 +407,7 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             concurrency: args.concurrency,
             consume_threads: bank2_settings.consume_threads,
             consume_batch: bank2_settings.consume_batch,
+            flow: baseline::Flow::Pipeline,
             stall_timeout: args.stall_timeout,
         };
         let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
@@ -414,7 +415,7 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             eprintln!("baseline: {messages} {kind:?} messages, C = {}", args.concurrency);
             let b = bar(messages, if kind == baseline::Kind::Plain { "plain" } else { "tx" });
             let probe = cpu_probe(target, &report);
-            let r = baseline::run(&setup, kind, baseline::Flow::Pipeline, &tag, &b).await;
+            let r = baseline::run(&setup, kind, &tag, &b).await;
             b.finish_and_clear();
             let mut r = r.with_context(|| format!("{kind:?} baseline"))?;
             r.cpu = Some(probe.finish());
@@ -435,8 +436,8 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
         if let Some(n) = args.backlog.filter(|&n| n > 0) {
             eprintln!("baseline: a backlog of {n} plain messages, drained after all were sent");
             let b = bar(n, "drain");
-            let drain = baseline::Setup { messages: n, ..setup };
-            let r = baseline::run(&drain, baseline::Kind::Plain, baseline::Flow::Backlog, &tag, &b).await;
+            let drain = baseline::Setup { messages: n, flow: baseline::Flow::Backlog, ..setup };
+            let r = baseline::run(&drain, baseline::Kind::Plain, &tag, &b).await;
             b.finish_and_clear();
             let r = r.context("backlog baseline")?;
             eprintln!("  {} drained in {:.2} s: {:.0} msgs/s", r.consumed, r.elapsed_s, r.msgs_per_s);

@@ -31,8 +31,10 @@ data=$(mktemp -d /tmp/bt-browser.XXXXXX)
 export BANK_TRANSFER_MESSAGE_DELAY_LEVEL="$(printf '1s %.0s' $(seq 18))"
 export BANK_TRANSFER_TRANSACTION_TIMEOUT=3000 BANK_TRANSFER_TRANSACTION_CHECK_INTERVAL=5000
 export BANK1_RECONCILE_INTERVAL=2s BANK1_RECONCILE_GRACE=2s BANK2_RECONCILE_INTERVAL=2s BANK2_RECONCILE_GRACE=2s
+# Fixed ports below Linux's ephemeral range (32768-60999): no outgoing connection of this
+# machine can be holding them when the stack binds.
 "$bin" --data-dir "$data" --namesrv-port 19886 --broker-port 20931 \
-  --bank1-listen 127.0.0.1:56281 --bank2-listen 127.0.0.1:56282 --console-listen 127.0.0.1:56280 \
+  --bank1-listen 127.0.0.1:26281 --bank2-listen 127.0.0.1:26282 --console-listen 127.0.0.1:26280 \
   >"$data/stack.log" 2>&1 &
 pid=$!
 stop() {
@@ -50,7 +52,7 @@ done
 grep "console " "$data/stack.log" || { cat "$data/stack.log"; exit 1; }
 
 status=0
-CONSOLE=http://127.0.0.1:56280 "$venv/bin/python" "$root/tests/browser/console_test.py" || status=1
+CONSOLE=http://127.0.0.1:26280 "$venv/bin/python" "$root/tests/browser/console_test.py" || status=1
 [ "$status" = 0 ] || tail -n 50 "$data/stack.log"
 ls -l "$SCREENSHOTS"
 exit "$status"

@@ -27,14 +27,16 @@ fi
 "$SCHEMATHESIS" --version
 
 data=$(mktemp -d /tmp/bt-contract.XXXXXX)
-b1=http://127.0.0.1:56181
-b2=http://127.0.0.1:56182
+# Fixed ports below Linux's ephemeral range (32768-60999): no outgoing connection of this
+# machine can be holding them when the stack binds.
+b1=http://127.0.0.1:26181
+b2=http://127.0.0.1:26182
 # Time compressed as in the tests: retries 1 s apart, reconciliation every 2 s.
 export BANK_TRANSFER_MESSAGE_DELAY_LEVEL="$(printf '1s %.0s' $(seq 18))"
 export BANK_TRANSFER_TRANSACTION_TIMEOUT=3000 BANK_TRANSFER_TRANSACTION_CHECK_INTERVAL=5000
 export BANK1_RECONCILE_INTERVAL=2s BANK1_RECONCILE_GRACE=2s BANK2_RECONCILE_INTERVAL=2s BANK2_RECONCILE_GRACE=2s
 "$bin" --data-dir "$data" --namesrv-port 19876 --broker-port 20911 \
-  --bank1-listen 127.0.0.1:56181 --bank2-listen 127.0.0.1:56182 --console-listen 127.0.0.1:56180 \
+  --bank1-listen 127.0.0.1:26181 --bank2-listen 127.0.0.1:26182 --console-listen 127.0.0.1:26180 \
   >"$data/stack.log" 2>&1 &
 pid=$!
 stop() {

@@ -28,7 +28,7 @@ use common::service::settings::BankSettings;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use self::report::{round1, round2, CpuProbe, Memory, Report, Summary};
+use self::report::{ratio_of, round1, round2, CpuProbe, Memory, Report, Summary};
 use self::target::{Accounts, Dbs, Target};
 use stack::databases::DbChoice;
 
@@ -431,7 +431,7 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             .map(|b| b.msgs_per_s)
             .reduce(f64::max);
         if let (Some(e2e), Some(raw)) = (report.e2e_tps, report.raw_tps) {
-            report.ratio = (raw > 0.0).then(|| round2(e2e / raw));
+            report.ratio = ratio_of(e2e, raw);
         }
         if let Some(n) = args.backlog.filter(|&n| n > 0) {
             eprintln!("baseline: a backlog of {n} plain messages, drained after all were sent");
@@ -442,7 +442,7 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             let r = r.context("backlog baseline")?;
             eprintln!("  {} drained in {:.2} s: {:.0} msgs/s", r.consumed, r.elapsed_s, r.msgs_per_s);
             if let Some(drained) = report.backlog_drain_tps {
-                report.backlog_drain_ratio = (r.msgs_per_s > 0.0).then(|| round2(drained / r.msgs_per_s));
+                report.backlog_drain_ratio = ratio_of(drained, r.msgs_per_s);
             }
             report.baseline_backlog = Some(r);
         }

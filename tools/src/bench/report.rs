@@ -140,6 +140,11 @@ pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// `a / b` to two decimals; none when `b` is not positive.
+pub fn ratio_of(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| round2(a / b))
+}
+
 /// Memory of the stack (own-stack mode only), MiB.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Memory {
@@ -267,6 +272,10 @@ fn rate(v: Option<f64>) -> String {
     v.map_or_else(|| "–".into(), |x| format!("{x:.0}"))
 }
 
+fn ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |x| format!("{x:.2}"))
+}
+
 impl Report {
     /// The table printed at the end of a run.
     pub fn table(&self) -> String {
@@ -317,7 +326,7 @@ impl Report {
                     rate(self.baseline_transactional.as_ref().map(|b| b.msgs_per_s))
                 ),
             );
-            row("ratio e2e / raw", self.ratio.map_or_else(|| "–".into(), |r| format!("{r:.2}")));
+            row("ratio e2e / raw", ratio(self.ratio));
         }
         if self.transfers > 0 {
             row(
@@ -358,11 +367,7 @@ impl Report {
             if let Some(b) = &self.baseline_backlog {
                 row(
                     "raw backlog drain msgs/s",
-                    format!(
-                        "{} (bank2's drain / raw: {})",
-                        rate(Some(b.msgs_per_s)),
-                        self.backlog_drain_ratio.map_or_else(|| "–".into(), |r| format!("{r:.2}"))
-                    ),
+                    format!("{} (bank2's drain / raw: {})", rate(Some(b.msgs_per_s)), ratio(self.backlog_drain_ratio)),
                 );
             }
         }

@@ -17,6 +17,7 @@
 //! it would alone.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use common::domain::message::{Body, RefundNotice, TransferMessage, MESSAGE_VERSION};
 use common::infra::db::Engine;
@@ -234,11 +235,18 @@ async fn try_credit(pool: &AnyPool, msg: &TransferMessage, source: Source) -> sq
     }
 }
 
-/// Commits one credit group and answers each of its batches: the union of the batches in one
-/// transaction when it can; else each batch in its own, with its own answer (so a repeat or a
-/// refusing receiver in one batch does not hold back the others).
+/// Commits one credit group and answers each of its batches, and counts it with the time its
+/// writer spent on it.
 async fn commit_credits(pool: &AnyPool, metrics: &Metrics, group: Vec<CreditJob>) {
-    metrics.credit_group(group.iter().map(|j| j.batch.len()).sum());
+    let started = Instant::now();
+    let members = group.iter().map(|j| j.batch.len()).sum();
+    commit_group(pool, group).await;
+    metrics.credit_group(members, started.elapsed());
+}
+
+/// The union of the batches in one transaction when it can; else each batch in its own, with its
+/// own answer (so a repeat or a refusing receiver in one batch does not hold back the others).
+async fn commit_group(pool: &AnyPool, group: Vec<CreditJob>) {
     if group.len() > 1 {
         let union: Vec<_> = group.iter().flat_map(|j| j.batch.iter().map(move |m| (m, j.source))).collect();
         if credit_or_report(pool, &union).await {

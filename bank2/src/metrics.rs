@@ -2,6 +2,8 @@
 //! `GET /metrics`. Rejections and dead letters are the alert hooks: each one also logs at WARN
 //! with its tx_no.
 
+use std::time::Duration;
+
 use common::domain::message::TransferMessage;
 use common::service::quarantine::Code;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
@@ -51,6 +53,11 @@ impl Metrics {
             describe_counter!(
                 "bank2_credit_group_members_total",
                 "Transfer messages handed to the credit groups (÷ bank2_credit_groups_total: the mean group size)."
+            );
+            describe_histogram!(
+                "bank2_credit_group_commit_seconds",
+                Unit::Seconds,
+                "How long a credit writer took to commit one credit group and answer its batches (the _sum over a span ÷ the span: how busy the writers were; SQLite has one, MySQL four)."
             );
             describe_gauge!(
                 "bank2_credits_in_group_commit",
@@ -120,11 +127,13 @@ impl Metrics {
         self.0.record(|| gauge!("bank2_credits_in_group_commit").increment(delta));
     }
 
-    /// A credit group of `members` transfer messages went to the database.
-    pub fn credit_group(&self, members: usize) {
+    /// A credit group of `members` transfer messages went to the database, and its writer took
+    /// `busy` to commit it and answer its batches.
+    pub fn credit_group(&self, members: usize, busy: Duration) {
         self.0.record(|| {
             counter!("bank2_credit_groups_total").increment(1);
             counter!("bank2_credit_group_members_total").increment(members as u64);
+            histogram!("bank2_credit_group_commit_seconds").record(busy.as_secs_f64());
         });
     }
 

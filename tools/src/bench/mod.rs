@@ -32,6 +32,11 @@ use self::report::{ratio_of, round1, round2, CpuProbe, Memory, Report, Summary};
 use self::target::{Accounts, Dbs, Target};
 use stack::databases::DbChoice;
 
+/// bank2's counter of deliveries it found applied already.
+const DUPLICATE_DELIVERIES: &str = "bank2_duplicate_deliveries_total";
+/// The sum of bank2's credit group commit times: its writers' busy seconds.
+const WRITERS_BUSY: &str = "bank2_credit_group_commit_seconds_sum";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DbKind {
     Sqlite,
@@ -385,14 +390,23 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             out.errors
         );
         let probe = cpu_probe(target, &report);
+        let writers_before = target::bank2_metric(&target.http, &target.bank2_url, WRITERS_BUSY).await;
         let resumed_ms = common::now_ms();
         target::consumer_switch(target, "resume").await?;
         watch.wait_all_credited(target, &out.committed).await?;
         report.backlog_cpu = Some(probe.finish());
-        if let Some(last) = watch.last_credit_ms(&out.committed) {
+        let writers_after = target::bank2_metric(&target.http, &target.bank2_url, WRITERS_BUSY).await;
+        // A pull already under way when bank2 paused may have credited a few during the fill.
+        if let Some((first, last)) = watch.credit_span_ms(&out.committed, resumed_ms) {
             let secs = (last - resumed_ms).max(1) as f64 / 1000.0;
             report.backlog_drain_s = Some(round2(secs));
             report.backlog_drain_tps = Some(round1(out.committed.len() as f64 / secs));
+            // The writers' time within the span bank2 was crediting: nothing commits credits
+            // between the resume and the first of the backlog, or after its last.
+            let crediting = (last - first).max(1) as f64 / 1000.0;
+            report.backlog_crediting_s = Some(round2(crediting));
+            report.backlog_writers_busy =
+                writers_before.zip(writers_after).map(|(before, after)| round2((after - before) / crediting));
         }
     }
 
@@ -477,7 +491,7 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
     report.api_mismatch = check.api_mismatch;
     report.credits_by_source = check.by_source;
     report.redeliveries =
-        target::bank2_metric(&target.http, &target.bank2_url, "bank2_duplicate_deliveries_total").await;
+        target::bank2_metric(&target.http, &target.bank2_url, DUPLICATE_DELIVERIES).await.map(|n| n as u64);
     report.exactly_once = report.lost == 0
         && report.duplicated == 0
         && report.debit_mismatch_cents == 0
@@ -666,7 +680,13 @@ impl Watch {
     }
 
     fn last_credit_ms(&self, txs: &[String]) -> Option<i64> {
-        txs.iter().filter_map(|t| self.credited_at(t)).max()
+        self.credit_span_ms(txs, i64::MIN).map(|(_, last)| last)
+    }
+
+    /// When the first and the last of `txs` credited at `since` or later were credited.
+    fn credit_span_ms(&self, txs: &[String], since: i64) -> Option<(i64, i64)> {
+        let at = txs.iter().filter_map(|t| self.credited_at(t)).filter(|at| *at >= since);
+        at.clone().min().zip(at.max())
     }
 
     /// lost / duplicated / mismatches over everything the run committed.

@@ -231,6 +231,12 @@ pub struct Report {
     pub backlog_drain_s: Option<f64>,
     pub backlog_drain_tps: Option<f64>,
     pub backlog_cpu: Option<CpuUse>,
+    /// First → last of the backlog credited (the drain without the restart of pulling).
+    pub backlog_crediting_s: Option<f64>,
+    /// bank2's credit writers' time committing groups (`bank2_credit_group_commit_seconds`)
+    /// per second of `backlog_crediting_s`: 1.0 = one writer never idle (SQLite has one,
+    /// MySQL four).
+    pub backlog_writers_busy: Option<f64>,
 
     // baselines
     pub baseline_plain: Option<BaselineFigures>,
@@ -363,6 +369,12 @@ impl Report {
             );
             if let Some(c) = &self.backlog_cpu {
                 row("CPU while draining", cpu_line(c));
+            }
+            if let (Some(busy), Some(span)) = (self.backlog_writers_busy, self.backlog_crediting_s) {
+                row(
+                    "credit writers while draining",
+                    format!("busy {busy:.2} s per s over the {span:.1} s from first to last credit (SQLite: 1 writer, MySQL: 4)"),
+                );
             }
             if let Some(b) = &self.baseline_backlog {
                 row(

@@ -295,10 +295,10 @@ pub async fn api_credited_at(http: &reqwest::Client, base: &str, tx: &str) -> Op
     }
 }
 
-/// A counter from bank2's `/metrics` ([`stack::api::sample`]); `None` when it cannot be read.
-pub async fn bank2_metric(http: &reqwest::Client, base: &str, name: &str) -> Option<u64> {
+/// A sample from bank2's `/metrics` ([`stack::api::sample`]); `None` when it cannot be read.
+pub async fn bank2_metric(http: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
     let text = http.get(format!("{}/metrics", base.trim_end_matches('/'))).send().await.ok()?.text().await.ok()?;
-    Some(stack::api::sample(&text, name) as u64)
+    Some(stack::api::sample(&text, name))
 }
 
 /// `POST {bank2}/admin/consumer/pause|resume` with bank2's admin token.

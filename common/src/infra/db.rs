@@ -94,6 +94,9 @@ pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, options: Op
     let pool = AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // The test is a ping round trip on every acquire: worth it for a MySQL connection that a
+        // server or network can drop, not for a SQLite file (sqlx still pings on release).
+        .test_before_acquire(engine == Engine::MySql)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if engine == Engine::Sqlite {
@@ -128,6 +131,7 @@ async fn sqlite_reader(url: &str) -> anyhow::Result<AnyPool> {
     AnyPoolOptions::new()
         .max_connections(SQLITE_READERS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 sqlx::query(SQLITE_BUSY_TIMEOUT).execute(&mut *conn).await?;

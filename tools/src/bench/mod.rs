@@ -36,6 +36,8 @@ use stack::databases::DbChoice;
 const DUPLICATE_DELIVERIES: &str = "bank2_duplicate_deliveries_total";
 /// The sum of bank2's credit group commit times: its writers' busy seconds.
 const WRITERS_BUSY: &str = "bank2_credit_group_commit_seconds_sum";
+/// The shortest crediting span over which the bench reports how busy the writers were.
+const MIN_BUSY_SPAN_S: f64 = 1.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DbKind {
@@ -405,8 +407,13 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             // between the resume and the first of the backlog, or after its last.
             let crediting = (last - first).max(1) as f64 / 1000.0;
             report.backlog_crediting_s = Some(round2(crediting));
-            report.backlog_writers_busy =
-                writers_before.zip(writers_after).map(|(before, after)| round2((after - before) / crediting));
+            // None when no group was committed (groups off, or a bank2 without the histogram),
+            // and over a short span: the first and last groups' commits straddle its ends.
+            report.backlog_writers_busy = writers_before
+                .zip(writers_after)
+                .map(|(before, after)| after - before)
+                .filter(|busy| *busy > 0.0 && crediting >= MIN_BUSY_SPAN_S)
+                .map(|busy| round2(busy / crediting));
         }
     }
 

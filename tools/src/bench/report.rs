@@ -235,7 +235,7 @@ pub struct Report {
     pub backlog_crediting_s: Option<f64>,
     /// bank2's credit writers' time committing groups (`bank2_credit_group_commit_seconds`)
     /// per second of `backlog_crediting_s`: 1.0 = one writer never idle (SQLite has one,
-    /// MySQL four).
+    /// MySQL four). Only over a span of a second or more.
     pub backlog_writers_busy: Option<f64>,
 
     // baselines

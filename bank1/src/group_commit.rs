@@ -60,7 +60,7 @@ impl GroupCommit {
     pub fn start(db: &Db, max: usize, metrics: Metrics) -> Self {
         let pool = db.pool.clone();
         let (writer_pool, writer_metrics) = (pool.clone(), metrics.clone());
-        let queue = Groups::start(db.engine, max, move |mut group: Vec<Job>| {
+        let queue = Groups::start(db.engine, max, move |mut group: Vec<Job>, _next| {
             let (pool, metrics) = (writer_pool.clone(), writer_metrics.clone());
             async move {
                 // Account order (stable: each account's debits keep their order of arrival), so

@@ -5,7 +5,8 @@
 //!
 //! Nothing waits to fill a group: a writer takes whatever is queued when it is free (at most
 //! `max`), so a lone job commits as soon as it would alone, and a group grows only while the
-//! writers are busy.
+//! writers are busy. A writer that has committed a group may take the next one that is already
+//! waiting itself ([`Next`]), for example to commit it on the connection it still holds.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,12 +41,13 @@ impl<J> Clone for Groups<J> {
 impl<J: Send + 'static> Groups<J> {
     /// Starts the writer tasks that fit `engine`'s database on the current Tokio runtime: one
     /// on SQLite (it has one writer connection), four on MySQL. Each takes every job queued (at
-    /// most `max`), hands them to `commit` as one group, waits for it, and again. They stop when
+    /// most `max`), hands them to `commit` as one group, waits for it, and again. `commit` may
+    /// also take the groups queued behind its own from its [`Next`]. The writers stop when
     /// every [`Groups`] handle is gone. `max` 1 or less turns groups off: `None`, and each job
     /// commits alone, as its caller does it.
     pub fn start<F, Fut>(engine: Engine, max: usize, commit: F) -> Option<Self>
     where
-        F: Fn(Vec<J>) -> Fut + Send + Sync + 'static,
+        F: Fn(Vec<J>, Next<J>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         if max <= 1 {
@@ -56,7 +58,7 @@ impl<J: Send + 'static> Groups<J> {
 
     fn spawn<F, Fut>(writers: usize, max: usize, commit: F) -> Self
     where
-        F: Fn(Vec<J>) -> Fut + Send + Sync + 'static,
+        F: Fn(Vec<J>, Next<J>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (queue, jobs) = mpsc::unbounded_channel();
@@ -70,7 +72,8 @@ impl<J: Send + 'static> Groups<J> {
                     if jobs.lock().await.recv_many(&mut group, max).await == 0 {
                         return; // every sender is gone
                     }
-                    commit(std::mem::take(&mut group)).await;
+                    let next = Next { jobs: Arc::clone(&jobs), max };
+                    commit(std::mem::take(&mut group), next).await;
                 }
             });
         }
@@ -80,6 +83,28 @@ impl<J: Send + 'static> Groups<J> {
     /// Queues `job` for the next group; gives it back when no writer runs any more.
     pub fn send(&self, job: J) -> Result<(), J> {
         self.queue.send(job).map_err(|e| e.0)
+    }
+}
+
+/// The queue as a writer sees it while it commits a group: the group waiting behind.
+pub struct Next<J> {
+    jobs: Arc<Mutex<mpsc::UnboundedReceiver<J>>>,
+    max: usize,
+}
+
+impl<J> Next<J> {
+    /// The jobs queued right now (at most `max`), as the next group; `None` when none is queued,
+    /// or when another writer is waiting for jobs (it takes them: the group is its).
+    pub fn take(&self) -> Option<Vec<J>> {
+        let mut jobs = self.jobs.try_lock().ok()?;
+        let mut group = Vec::new();
+        while group.len() < self.max {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        (!group.is_empty()).then_some(group)
     }
 }
 
@@ -93,7 +118,7 @@ mod tests {
         let (release, held) = oneshot::channel::<()>();
         let held = Arc::new(Mutex::new(Some(held)));
         let (sizes, mut seen) = mpsc::unbounded_channel();
-        let groups = Groups::spawn(1, 32, move |group: Vec<u32>| {
+        let groups = Groups::spawn(1, 32, move |group: Vec<u32>, _| {
             let (held, sizes) = (Arc::clone(&held), sizes.clone());
             async move {
                 sizes.send(group).unwrap();
@@ -110,5 +135,35 @@ mod tests {
         }
         release.send(()).unwrap();
         assert_eq!(seen.recv().await.unwrap(), vec![1, 2, 3, 4, 5], "the jobs that waited, in one group");
+    }
+
+    #[tokio::test]
+    async fn a_writer_takes_the_groups_queued_behind_its_own_at_most_max_each() {
+        let (release, held) = oneshot::channel::<()>();
+        let held = Arc::new(Mutex::new(Some(held)));
+        let (taken, mut seen) = mpsc::unbounded_channel();
+        let groups = Groups::spawn(1, 3, move |group: Vec<u32>, next: Next<u32>| {
+            let (held, taken) = (Arc::clone(&held), taken.clone());
+            async move {
+                taken.send(group).unwrap();
+                // The first group holds the writer until released, then takes what queued.
+                if let Some(held) = held.lock().await.take() {
+                    let _ = held.await;
+                    while let Some(group) = next.take() {
+                        taken.send(group).unwrap();
+                    }
+                    taken.send(Vec::new()).unwrap();
+                }
+            }
+        });
+        groups.send(0).unwrap();
+        assert_eq!(seen.recv().await.unwrap(), vec![0]);
+        for job in 1..=5 {
+            groups.send(job).unwrap();
+        }
+        release.send(()).unwrap();
+        assert_eq!(seen.recv().await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(seen.recv().await.unwrap(), vec![4, 5]);
+        assert_eq!(seen.recv().await.unwrap(), Vec::<u32>::new(), "then none is left");
     }
 }

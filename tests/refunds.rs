@@ -73,6 +73,48 @@ async fn unknown_receiver_refunded_to_sender() {
     app.shutdown().await;
 }
 
+/// A receiver that refuses its credit fails the union of its credit group; the group's other
+/// batches are then credited each alone, and the refused transfer alone goes back to bank1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_credit_in_a_group_does_not_hold_back_its_mates() {
+    let app = TestStack::start().await;
+    let metric = |name: &'static str| app.metric(&app.bank2_url, name);
+    let members_before = metric("bank2_credit_group_members_total").await;
+
+    // Hold the receiver's row at bank2 (on SQLite, the one write connection itself): the credits
+    // of account 2 wait, and the consume threads' batches pile up for the next group.
+    let mut hold = app.bank2_pool.begin().await.unwrap();
+    sqlx::query("UPDATE account_info SET balance = balance WHERE account_no = '2'").execute(&mut *hold).await.unwrap();
+    let mut good = Vec::new();
+    for _ in 0..6 {
+        good.push(tx_no(&transfer_to(&app, "2", "1.00").await));
+    }
+    let refused = tx_no(&transfer_to(&app, "999", "5.00").await);
+    // On MySQL a batch of the refused one alone does not wait for account 2's row.
+    poll_until("the credits of account 2 wait in the credit groups", DELIVERY, || async {
+        (metric("bank2_credits_in_group_commit").await >= 6).then_some(())
+    })
+    .await;
+    hold.rollback().await.unwrap();
+
+    for tx in &good {
+        let credit = app.wait_credited(tx, DELIVERY).await;
+        assert_eq!(credit["source"], "MQ", "{credit}");
+    }
+    let t = app.wait_refunded(&refused, DELIVERY).await;
+    assert!(t["reason"].as_str().unwrap().contains("unknown receiver account 999"), "{t}");
+    assert_eq!(app.balance1("1").await, "994.00", "six credited, the refused one returned");
+    assert_eq!(
+        metric("bank2_credit_group_members_total").await - members_before,
+        7,
+        "all seven went through the groups"
+    );
+    assert_eq!(metric("bank2_credits_in_group_commit").await, 0, "every batch answered");
+    assert_eq!(metric("bank2_duplicate_deliveries_total").await, 0, "each applied once, first time");
+    app.wait_conserved(0, DELIVERY).await;
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_refund_recovered_by_reconcile() {
     let app = TestStack::start().await;

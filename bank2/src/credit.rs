@@ -17,15 +17,15 @@
 //! it would alone.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::domain::message::{Body, RefundNotice, TransferMessage, MESSAGE_VERSION};
 use common::infra::db::Engine;
 use common::infra::mq::tx::TxProducer;
-use common::service::balances::{self, Guard};
+use common::service::balances::{self, Changes, Guard};
 use common::service::faults::Trips;
-use common::service::group_commit::Groups;
-use sqlx::AnyPool;
+use common::service::group_commit::{Groups, Next};
+use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::{oneshot, Notify};
 
 use crate::faults::FaultSwitch;
@@ -78,9 +78,9 @@ impl Credits {
     /// Starts the writers on the current Tokio runtime, one on SQLite, four on MySQL.
     pub fn with_groups(mut self, engine: Engine, max: usize) -> Self {
         let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
-        self.groups = Groups::start(engine, max, move |group| {
+        self.groups = Groups::start(engine, max, move |group, next| {
             let (pool, metrics) = (pool.clone(), metrics.clone());
-            async move { commit_credits(&pool, &metrics, group).await }
+            async move { commit_credits(&pool, &metrics, group, next).await }
         });
         self
     }
@@ -123,7 +123,10 @@ impl Credits {
             Some(groups) => self.in_group(groups, batch, source).await,
             None => {
                 let batch: Vec<_> = batch.iter().map(|m| (*m, source)).collect();
-                credit_or_report(&self.pool, &batch).await
+                match self.pool.acquire().await {
+                    Ok(mut conn) => credit_or_report(&mut conn, &batch).await,
+                    Err(e) => not_credited(&e, batch.len()),
+                }
             }
         };
         if credited {
@@ -235,21 +238,50 @@ async fn try_credit(pool: &AnyPool, msg: &TransferMessage, source: Source) -> sq
     }
 }
 
-/// Commits one credit group and answers each of its batches, and counts it with the time its
-/// writer spent on it.
-async fn commit_credits(pool: &AnyPool, metrics: &Metrics, group: Vec<CreditJob>) {
-    let started = Instant::now();
-    let members = group.iter().map(|j| j.batch.len()).sum();
-    commit_group(pool, group).await;
-    metrics.credit_group(members, started.elapsed());
+/// How long a credit writer keeps its connection for the groups queued behind its own. On SQLite
+/// the one writer connection is also the refunds', the reconciler's and the single credits':
+/// they wait at most this long, plus one group.
+const HOLD_AT_MOST: Duration = Duration::from_millis(20);
+
+/// Commits one credit group, then the groups queued behind it (for at most [`HOLD_AT_MOST`]), on
+/// one connection: a backlog's groups come back to back, and each acquire and release of the
+/// connection is a round trip of its own (docs/ARCHITECTURE.md, "Credit groups"). Answers each
+/// batch, and counts each group with the time its writer spent on it.
+async fn commit_credits(pool: &AnyPool, metrics: &Metrics, mut group: Vec<CreditJob>, next: Next<CreditJob>) {
+    let held = Instant::now();
+    let mut started = held;
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            let members = group.iter().map(|j| j.batch.len()).sum();
+            not_credited(&e, members);
+            for job in group {
+                let _ = job.done.send(false);
+            }
+            return;
+        }
+    };
+    loop {
+        let members = group.iter().map(|j| j.batch.len()).sum();
+        commit_group(&mut conn, group).await;
+        metrics.credit_group(members, started.elapsed());
+        if held.elapsed() >= HOLD_AT_MOST {
+            return;
+        }
+        match next.take() {
+            Some(queued) => group = queued,
+            None => return,
+        }
+        started = Instant::now();
+    }
 }
 
 /// The union of the batches in one transaction when it can; else each batch in its own, with its
 /// own answer (so a repeat or a refusing receiver in one batch does not hold back the others).
-async fn commit_group(pool: &AnyPool, group: Vec<CreditJob>) {
+async fn commit_group(conn: &mut AnyConnection, group: Vec<CreditJob>) {
     if group.len() > 1 {
         let union: Vec<_> = group.iter().flat_map(|j| j.batch.iter().map(move |m| (m, j.source))).collect();
-        if credit_or_report(pool, &union).await {
+        if credit_or_report(conn, &union).await {
             for job in group {
                 let _ = job.done.send(true);
             }
@@ -258,42 +290,55 @@ async fn commit_group(pool: &AnyPool, group: Vec<CreditJob>) {
     }
     for job in group {
         let batch: Vec<_> = job.batch.iter().map(|m| (m, job.source)).collect();
-        let _ = job.done.send(credit_or_report(pool, &batch).await);
+        let _ = job.done.send(credit_or_report(conn, &batch).await);
     }
 }
 
 /// [`try_credit_all`], with a database error reported and answered "not credited".
-async fn credit_or_report(pool: &AnyPool, batch: &[(&TransferMessage, Source)]) -> bool {
-    try_credit_all(pool, batch).await.unwrap_or_else(|e| {
-        tracing::debug!(error = %e, batch = batch.len(), "credit of these messages together failed; each batch, then each message, goes alone");
-        false
-    })
+async fn credit_or_report(conn: &mut AnyConnection, batch: &[(&TransferMessage, Source)]) -> bool {
+    try_credit_all(conn, batch).await.unwrap_or_else(|e| not_credited(&e, batch.len()))
+}
+
+/// Reports a database error that kept `messages` from being credited together: "not credited".
+fn not_credited(e: &sqlx::Error, messages: usize) -> bool {
+    tracing::debug!(error = %e, messages, "credit of these messages together failed; each batch, then each message, goes alone");
+    false
 }
 
 /// The dedup rows and credits of a whole batch, in ONE database transaction of two statements
-/// (a multi-row INSERT, an `UPDATE … CASE`); rolled back (false) when a tx_no is applied
-/// already or a receiver refuses its credit.
-async fn try_credit_all(pool: &AnyPool, batch: &[(&TransferMessage, Source)]) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
+/// (a multi-row INSERT, an `UPDATE … CASE`; on SQLite sent as one query); rolled back (false)
+/// when a tx_no is applied already or a receiver refuses its credit.
+async fn try_credit_all(conn: &mut AnyConnection, batch: &[(&TransferMessage, Source)]) -> sqlx::Result<bool> {
     let rows: Vec<Applied> =
         batch.iter().map(|(m, source)| applied_row(m, *source, AppliedAs::Credited, None)).collect();
-    match store::insert_applied_all(&mut tx, &rows).await {
-        Ok(()) => {}
-        Err(e) if common::infra::db::is_unique_violation(&e) => {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        Err(e) => return Err(e),
-    }
     // One statement for every receiver (MySQL locks its rows in key order, so two batches never
     // wait for each other's rows in a cycle).
     let credits: Vec<(&str, i64)> = batch.iter().map(|(m, _)| (m.to_account.as_str(), m.amount.minor())).collect();
-    if !balances::change_all(&mut tx, &credits, Guard::OpenUnderCeiling).await? {
-        tx.rollback().await?;
-        return Ok(false);
+    let credits = Changes::new(&credits, Guard::OpenUnderCeiling);
+    let mut tx = conn.begin().await?;
+    let applied = if tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+        store::insert_applied_and_credit(&mut tx, &rows, &credits).await
+    } else {
+        match store::insert_applied_all(&mut tx, &rows).await {
+            Ok(()) => balances::change_all_of(&mut tx, &credits).await,
+            Err(e) => Err(e),
+        }
+    };
+    match applied {
+        Ok(true) => {
+            tx.commit().await?;
+            Ok(true)
+        }
+        Ok(false) => {
+            tx.rollback().await?;
+            Ok(false)
+        }
+        Err(e) if common::infra::db::is_unique_violation(&e) => {
+            tx.rollback().await?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
-    tx.commit().await?;
-    Ok(true)
 }
 
 /// The row in force for a tx_no that just hit the unique key.

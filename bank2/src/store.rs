@@ -2,8 +2,11 @@
 //! `&mut AnyConnection` inside the caller's transaction.
 
 use common::domain::money::MAX_BALANCE_MINOR;
+use common::service::balances::Changes;
 use serde::Serialize;
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, FromRow};
 
 /// The schema, SQLite's and MySQL's (`sql/bank2/`, with the shared tables; sql/README.md): applied at
 /// start-up.
@@ -120,13 +123,37 @@ pub async fn insert_applied(conn: &mut AnyConnection, a: &Applied) -> sqlx::Resu
 /// Inserts several dedup rows in one statement (a batch credit's): all of them, or none when
 /// one tx_no is applied already (a unique violation).
 pub async fn insert_applied_all(conn: &mut AnyConnection, rows: &[Applied]) -> sqlx::Result<()> {
+    let sql = insert_applied_sql(rows.len());
+    bind_applied(sqlx::query(&sql), rows).execute(conn).await.map(|_| ())
+}
+
+/// SQLite: [`insert_applied_all`] and the credits' `UPDATE` as ONE query of two statements: one
+/// round trip to the connection's thread instead of two (sqlx binds each statement's
+/// placeholders in turn; MySQL's prepared statements take one statement each). True when every
+/// row was inserted and every receiver credited; a unique violation is an error, as there.
+pub async fn insert_applied_and_credit(
+    conn: &mut AnyConnection,
+    rows: &[Applied],
+    credits: &Changes<'_>,
+) -> sqlx::Result<bool> {
+    let sql = format!("{}; {}", insert_applied_sql(rows.len()), credits.sql());
+    let q = credits.bind(bind_applied(sqlx::query(&sql).persistent(false), rows));
+    // The INSERT adds every row or fails; the rest is the UPDATE's count.
+    Ok(q.execute(conn).await?.rows_affected() == rows.len() as u64 + credits.accounts())
+}
+
+/// The multi-row INSERT of `rows` dedup rows.
+fn insert_applied_sql(rows: usize) -> String {
     const COLUMNS: usize = 8;
-    let sql = format!(
+    format!(
         "INSERT INTO de_duplication (tx_no, from_account, to_account, amount, source, credited_at, outcome, reason) \
          VALUES {}",
-        common::infra::db::value_rows(COLUMNS, rows.len())
-    );
-    let mut q = sqlx::query(&sql);
+        common::infra::db::value_rows(COLUMNS, rows)
+    )
+}
+
+/// Binds `rows` to [`insert_applied_sql`]'s placeholders, in its column order.
+fn bind_applied<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, rows: &'q [Applied]) -> Query<'q, Any, AnyArguments<'q>> {
     for a in rows {
         q = q
             .bind(&a.tx_no)
@@ -138,7 +165,7 @@ pub async fn insert_applied_all(conn: &mut AnyConnection, rows: &[Applied]) -> s
             .bind(a.outcome.as_str())
             .bind(&a.reason);
     }
-    q.execute(conn).await.map(|_| ())
+    q
 }
 
 /// Why a credit could not be applied; every one is permanent (no retry can fix it).

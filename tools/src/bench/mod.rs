@@ -36,6 +36,8 @@ use stack::databases::DbChoice;
 const DUPLICATE_DELIVERIES: &str = "bank2_duplicate_deliveries_total";
 /// The sum of bank2's credit group commit times: its writers' busy seconds.
 const WRITERS_BUSY: &str = "bank2_credit_group_commit_seconds_sum";
+/// How many credit groups bank2 has committed.
+const GROUP_COMMITS: &str = "bank2_credit_group_commit_seconds_count";
 /// The shortest crediting span over which the bench reports how busy the writers were.
 const MIN_BUSY_SPAN_S: f64 = 1.0;
 
@@ -393,11 +395,17 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
         );
         let probe = cpu_probe(target, &report);
         let writers_before = target::bank2_metric(&target.http, &target.bank2_url, WRITERS_BUSY).await;
+        let groups_before = target::bank2_metric(&target.http, &target.bank2_url, GROUP_COMMITS).await;
         let resumed_ms = common::now_ms();
         target::consumer_switch(target, "resume").await?;
         watch.wait_all_credited(target, &out.committed).await?;
         report.backlog_cpu = Some(probe.finish());
         let writers_after = target::bank2_metric(&target.http, &target.bank2_url, WRITERS_BUSY).await;
+        let groups_after = target::bank2_metric(&target.http, &target.bank2_url, GROUP_COMMITS).await;
+        let busy = writers_before.zip(writers_after).map(|(before, after)| after - before);
+        let groups = groups_before.zip(groups_after).map(|(before, after)| after - before).filter(|g| *g > 0.0);
+        report.backlog_groups = groups.map(|g| g as u64);
+        report.backlog_group_ms = busy.zip(groups).map(|(busy, groups)| round2(busy * 1000.0 / groups));
         // A pull already under way when bank2 paused may have credited a few during the fill.
         if let Some((first, last)) = watch.credit_span_ms(&out.committed, resumed_ms) {
             let secs = (last - resumed_ms).max(1) as f64 / 1000.0;
@@ -409,11 +417,8 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             report.backlog_crediting_s = Some(round2(crediting));
             // None when no group was committed (groups off, or a bank2 without the histogram),
             // and over a short span: the first and last groups' commits straddle its ends.
-            report.backlog_writers_busy = writers_before
-                .zip(writers_after)
-                .map(|(before, after)| after - before)
-                .filter(|busy| *busy > 0.0 && crediting >= MIN_BUSY_SPAN_S)
-                .map(|busy| round2(busy / crediting));
+            report.backlog_writers_busy =
+                busy.filter(|busy| *busy > 0.0 && crediting >= MIN_BUSY_SPAN_S).map(|busy| round2(busy / crediting));
         }
     }
 

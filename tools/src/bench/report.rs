@@ -237,6 +237,10 @@ pub struct Report {
     /// per second of `backlog_crediting_s`: 1.0 = one writer never idle (SQLite has one,
     /// MySQL four). Only over a span of a second or more.
     pub backlog_writers_busy: Option<f64>,
+    /// The credit groups bank2 committed from the resume to the last of the backlog credited.
+    pub backlog_groups: Option<u64>,
+    /// Their mean commit time (`bank2_credit_group_commit_seconds`), in ms.
+    pub backlog_group_ms: Option<f64>,
 
     // baselines
     pub baseline_plain: Option<BaselineFigures>,
@@ -374,6 +378,13 @@ impl Report {
                 row(
                     "credit writers while draining",
                     format!("busy {busy:.2} s per s over the {span:.1} s from first to last credit (SQLite: 1 writer, MySQL: 4)"),
+                );
+            }
+            if let (Some(groups), Some(ms), Some(n)) = (self.backlog_groups, self.backlog_group_ms, self.backlog) {
+                let per_group = n as f64 / groups as f64;
+                row(
+                    "credit groups while draining",
+                    format!("{groups}: {per_group:.0} credits and {ms:.2} ms each on average"),
                 );
             }
             if let Some(b) = &self.baseline_backlog {

@@ -10,11 +10,12 @@ pub struct Settings {
     #[command(flatten)]
     pub common: Common,
     /// Consumer threads (messages handled at once).
-    #[arg(long, env = "BANK2_CONSUME_THREADS", default_value_t = 8)]
+    #[arg(long, env = "BANK2_CONSUME_THREADS", default_value_t = 16)]
     pub consume_threads: u32,
     /// Transfer messages credited together, in one database transaction (1: one at a time).
-    /// A message that fails is retried alone; its batch-mates stay credited.
-    #[arg(long, env = "BANK2_CONSUME_BATCH", default_value_t = 16)]
+    /// A message that fails is retried alone; its batch-mates stay credited. A batch holds at
+    /// most what one pull brings: the push consumer's pull batch, 32 in rocketmq-client 1.0.0.
+    #[arg(long, env = "BANK2_CONSUME_BATCH", default_value_t = 32)]
     pub consume_batch: u32,
     /// Credit groups: the batches that the consume threads hold at the same moment are credited
     /// in one database transaction, at most this many batches in one (1: each batch commits

@@ -55,6 +55,8 @@ pub enum Outcome {
 #[derive(Clone)]
 pub struct Credits {
     pub pool: AnyPool,
+    /// `pool`'s engine: a credit group's statements go as one query on SQLite.
+    pub engine: Engine,
     pub faults: FaultSwitch,
     pub metrics: Metrics,
     /// Publishes refund notices (local transaction: the rejection).
@@ -76,11 +78,11 @@ pub struct CreditJob {
 impl Credits {
     /// Turns credit groups on: at most `max` batches share one database transaction (1: off).
     /// Starts the writers on the current Tokio runtime, one on SQLite, four on MySQL.
-    pub fn with_groups(mut self, engine: Engine, max: usize) -> Self {
-        let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
+    pub fn with_groups(mut self, max: usize) -> Self {
+        let (pool, engine, metrics) = (self.pool.clone(), self.engine, self.metrics.clone());
         self.groups = Groups::start(engine, max, move |group, next| {
             let (pool, metrics) = (pool.clone(), metrics.clone());
-            async move { commit_credits(&pool, &metrics, group, next).await }
+            async move { commit_credits(&pool, engine, &metrics, group, next).await }
         });
         self
     }
@@ -124,7 +126,7 @@ impl Credits {
             None => {
                 let batch: Vec<_> = batch.iter().map(|m| (*m, source)).collect();
                 match self.pool.acquire().await {
-                    Ok(mut conn) => credit_or_report(&mut conn, &batch).await,
+                    Ok(mut conn) => credit_or_report(&mut conn, self.engine, &batch).await,
                     Err(e) => not_credited(&e, batch.len()),
                 }
             }
@@ -247,7 +249,13 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(20);
 /// one connection: a backlog's groups come back to back, and each acquire and release of the
 /// connection is a round trip of its own (docs/ARCHITECTURE.md, "Credit groups"). Answers each
 /// batch, and counts each group with the time its writer spent on it.
-async fn commit_credits(pool: &AnyPool, metrics: &Metrics, mut group: Vec<CreditJob>, next: Next<CreditJob>) {
+async fn commit_credits(
+    pool: &AnyPool,
+    engine: Engine,
+    metrics: &Metrics,
+    mut group: Vec<CreditJob>,
+    next: Next<CreditJob>,
+) {
     let held = Instant::now();
     let mut started = held;
     let mut conn = match pool.acquire().await {
@@ -263,7 +271,7 @@ async fn commit_credits(pool: &AnyPool, metrics: &Metrics, mut group: Vec<Credit
     };
     loop {
         let members = group.iter().map(|j| j.batch.len()).sum();
-        commit_group(&mut conn, group).await;
+        commit_group(&mut conn, engine, group).await;
         metrics.credit_group(members, started.elapsed());
         if held.elapsed() >= HOLD_AT_MOST {
             return;
@@ -278,10 +286,10 @@ async fn commit_credits(pool: &AnyPool, metrics: &Metrics, mut group: Vec<Credit
 
 /// The union of the batches in one transaction when it can; else each batch in its own, with its
 /// own answer (so a repeat or a refusing receiver in one batch does not hold back the others).
-async fn commit_group(conn: &mut AnyConnection, group: Vec<CreditJob>) {
+async fn commit_group(conn: &mut AnyConnection, engine: Engine, group: Vec<CreditJob>) {
     if group.len() > 1 {
         let union: Vec<_> = group.iter().flat_map(|j| j.batch.iter().map(move |m| (m, j.source))).collect();
-        if credit_or_report(conn, &union).await {
+        if credit_or_report(conn, engine, &union).await {
             for job in group {
                 let _ = job.done.send(true);
             }
@@ -290,13 +298,13 @@ async fn commit_group(conn: &mut AnyConnection, group: Vec<CreditJob>) {
     }
     for job in group {
         let batch: Vec<_> = job.batch.iter().map(|m| (m, job.source)).collect();
-        let _ = job.done.send(credit_or_report(conn, &batch).await);
+        let _ = job.done.send(credit_or_report(conn, engine, &batch).await);
     }
 }
 
 /// [`try_credit_all`], with a database error reported and answered "not credited".
-async fn credit_or_report(conn: &mut AnyConnection, batch: &[(&TransferMessage, Source)]) -> bool {
-    try_credit_all(conn, batch).await.unwrap_or_else(|e| not_credited(&e, batch.len()))
+async fn credit_or_report(conn: &mut AnyConnection, engine: Engine, batch: &[(&TransferMessage, Source)]) -> bool {
+    try_credit_all(conn, engine, batch).await.unwrap_or_else(|e| not_credited(&e, batch.len()))
 }
 
 /// Reports a database error that kept `messages` from being credited together: "not credited".
@@ -308,7 +316,11 @@ fn not_credited(e: &sqlx::Error, messages: usize) -> bool {
 /// The dedup rows and credits of a whole batch, in ONE database transaction of two statements
 /// (a multi-row INSERT, an `UPDATE … CASE`; on SQLite sent as one query); rolled back (false)
 /// when a tx_no is applied already or a receiver refuses its credit.
-async fn try_credit_all(conn: &mut AnyConnection, batch: &[(&TransferMessage, Source)]) -> sqlx::Result<bool> {
+async fn try_credit_all(
+    conn: &mut AnyConnection,
+    engine: Engine,
+    batch: &[(&TransferMessage, Source)],
+) -> sqlx::Result<bool> {
     let rows: Vec<Applied> =
         batch.iter().map(|(m, source)| applied_row(m, *source, AppliedAs::Credited, None)).collect();
     // One statement for every receiver (MySQL locks its rows in key order, so two batches never
@@ -316,7 +328,7 @@ async fn try_credit_all(conn: &mut AnyConnection, batch: &[(&TransferMessage, So
     let credits: Vec<(&str, i64)> = batch.iter().map(|(m, _)| (m.to_account.as_str(), m.amount.minor())).collect();
     let credits = Changes::new(&credits, Guard::OpenUnderCeiling);
     let mut tx = conn.begin().await?;
-    let applied = if tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+    let applied = if engine == Engine::Sqlite {
         store::insert_applied_and_credit(&mut tx, &rows, &credits).await
     } else {
         match store::insert_applied_all(&mut tx, &rows).await {

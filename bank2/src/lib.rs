@@ -86,13 +86,14 @@ impl Service for AppState {
         let refunds = base.producer(&settings, group, topic, message::REFUND_TAG, reject).await?;
         let credits = Credits {
             pool,
+            engine: base.shared.db.engine,
             faults: faults.clone(),
             metrics: metrics.clone(),
             refunds,
             feed_wake: Arc::default(),
             groups: None,
         }
-        .with_groups(base.shared.db.engine, settings.credit_group as usize);
+        .with_groups(settings.credit_group as usize);
         let deliveries = consumer::Deliveries {
             inbox: Inbox { peers: base.peers.clone(), pool: credits.pool.clone() },
             credits: credits.clone(),

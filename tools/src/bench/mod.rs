@@ -394,16 +394,16 @@ async fn measure(args: &BenchArgs, target: &mut Target, amount_minor: i64) -> an
             out.errors
         );
         let probe = cpu_probe(target, &report);
-        let writers_before = target::bank2_metric(&target.http, &target.bank2_url, WRITERS_BUSY).await;
-        let groups_before = target::bank2_metric(&target.http, &target.bank2_url, GROUP_COMMITS).await;
+        let drain_metrics = [WRITERS_BUSY, GROUP_COMMITS];
+        let before = target::bank2_metrics(&target.http, &target.bank2_url, drain_metrics).await;
         let resumed_ms = common::now_ms();
         target::consumer_switch(target, "resume").await?;
         watch.wait_all_credited(target, &out.committed).await?;
         report.backlog_cpu = Some(probe.finish());
-        let writers_after = target::bank2_metric(&target.http, &target.bank2_url, WRITERS_BUSY).await;
-        let groups_after = target::bank2_metric(&target.http, &target.bank2_url, GROUP_COMMITS).await;
-        let busy = writers_before.zip(writers_after).map(|(before, after)| after - before);
-        let groups = groups_before.zip(groups_after).map(|(before, after)| after - before).filter(|g| *g > 0.0);
+        let after = target::bank2_metrics(&target.http, &target.bank2_url, drain_metrics).await;
+        let spent = before.zip(after).map(|([busy0, groups0], [busy1, groups1])| [busy1 - busy0, groups1 - groups0]);
+        let busy = spent.map(|[busy, _]| busy);
+        let groups = spent.map(|[_, groups]| groups).filter(|g| *g > 0.0);
         report.backlog_groups = groups.map(|g| g as u64);
         report.backlog_group_ms = busy.zip(groups).map(|(busy, groups)| round2(busy * 1000.0 / groups));
         // A pull already under way when bank2 paused may have credited a few during the fill.

@@ -297,8 +297,13 @@ pub async fn api_credited_at(http: &reqwest::Client, base: &str, tx: &str) -> Op
 
 /// A sample from bank2's `/metrics` ([`stack::api::sample`]); `None` when it cannot be read.
 pub async fn bank2_metric(http: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
+    bank2_metrics(http, base, [name]).await.map(|[value]| value)
+}
+
+/// Several of bank2's metrics from one scrape of its `/metrics`, in the order named.
+pub async fn bank2_metrics<const N: usize>(http: &reqwest::Client, base: &str, names: [&str; N]) -> Option<[f64; N]> {
     let text = http.get(format!("{}/metrics", base.trim_end_matches('/'))).send().await.ok()?.text().await.ok()?;
-    Some(stack::api::sample(&text, name))
+    Some(names.map(|name| stack::api::sample(&text, name)))
 }
 
 /// `POST {bank2}/admin/consumer/pause|resume` with bank2's admin token.

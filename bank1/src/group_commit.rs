@@ -5,7 +5,7 @@
 //! free, so a lone debit commits as soon as it would alone.
 //!
 //! A group normally takes two statements, however many debits it holds: one multi-row INSERT of
-//! the transfer rows and one `UPDATE … CASE` of the balances ([`all_at_once`]). Only when
+//! the transfer rows and one `UPDATE` of the balances ([`all_at_once`], [`balances::Changes`]). Only when
 //! something in it would be refused does each debit run its own statements, under a savepoint.
 //!
 //! Each local transaction keeps its own outcome, and the broker gets each its own answer,
@@ -19,7 +19,7 @@
 //!   its rows to settle it (the check-back does the same).
 
 use common::domain::message::TransferMessage;
-use common::infra::db::Db;
+use common::infra::db::{Db, Engine};
 use common::service::balances::{self, Guard};
 use common::service::faults::Trips;
 use common::service::group_commit::Groups;
@@ -58,16 +58,16 @@ impl GroupCommit {
     /// most `max` debits; one writer on SQLite (it has one writer connection), four on MySQL.
     /// `max` 1: every debit commits alone, on the caller's task.
     pub fn start(db: &Db, max: usize, metrics: Metrics) -> Self {
-        let pool = db.pool.clone();
+        let (pool, engine) = (db.pool.clone(), db.engine);
         let (writer_pool, writer_metrics) = (pool.clone(), metrics.clone());
-        let queue = Groups::start(db.engine, max, move |mut group: Vec<Job>, _next| {
+        let queue = Groups::start(engine, max, move |mut group: Vec<Job>, _next| {
             let (pool, metrics) = (writer_pool.clone(), writer_metrics.clone());
             async move {
                 // Account order (stable: each account's debits keep their order of arrival), so
                 // that two groups on MySQL take their row locks in the same order and never
                 // deadlock.
                 group.sort_by(|a, b| a.msg.from_account.as_str().cmp(b.msg.from_account.as_str()));
-                commit_group(&pool, group, &metrics).await;
+                commit_group(&pool, engine, group, &metrics).await;
             }
         });
         Self { pool, queue, metrics }
@@ -95,11 +95,11 @@ impl GroupCommit {
 }
 
 /// Commits one group and answers each of its local transactions.
-async fn commit_group(pool: &AnyPool, group: Vec<Job>, metrics: &Metrics) {
+async fn commit_group(pool: &AnyPool, engine: Engine, group: Vec<Job>, metrics: &Metrics) {
     metrics.debit_group(group.len());
     let together = match group.len() {
         1 => None,
-        n => match together(pool, &group).await {
+        n => match together(pool, engine, &group).await {
             Ok(outcomes) => Some(outcomes),
             Err(e) => {
                 tracing::warn!(debits = n, error = %e, "a group of debits failed; each runs again alone");
@@ -126,9 +126,9 @@ async fn commit_group(pool: &AnyPool, group: Vec<Job>, metrics: &Metrics) {
 /// The group in one database transaction: all at once when none of it is refused, else each
 /// local transaction under its own savepoint; then one commit. `Err`: a statement failed
 /// before the commit, and the whole group was rolled back.
-async fn together(pool: &AnyPool, group: &[Job]) -> sqlx::Result<Vec<LocalOutcome>> {
+async fn together(pool: &AnyPool, engine: Engine, group: &[Job]) -> sqlx::Result<Vec<LocalOutcome>> {
     let mut tx = pool.begin().await?;
-    let outcomes = if all_at_once(&mut tx, group).await? {
+    let outcomes = if all_at_once(&mut tx, engine, group).await? {
         vec![LocalOutcome::Committed; group.len()]
     } else {
         let mut outcomes = Vec::with_capacity(group.len());
@@ -151,11 +151,11 @@ async fn together(pool: &AnyPool, group: &[Job]) -> sqlx::Result<Vec<LocalOutcom
 }
 
 /// The common case in two statements, whatever the group's size: every transfer row, then every
-/// account's debit (`UPDATE … CASE`, guarded so that no balance goes below zero). True when
+/// account's debit (one `UPDATE`, guarded so that no balance goes below zero). True when
 /// both did all of it; false, with nothing done (its savepoint rolled back), when anything in
 /// the group would be refused: a tx_no already taken, an account short of funds or unknown, an
 /// injected fault. Each debit then runs under its own savepoint and gets its own outcome.
-async fn all_at_once(conn: &mut AnyConnection, group: &[Job]) -> sqlx::Result<bool> {
+async fn all_at_once(conn: &mut AnyConnection, engine: Engine, group: &[Job]) -> sqlx::Result<bool> {
     if group.iter().any(|j| j.faults.local_tx_fail_at_least.trips(j.msg.amount)) {
         return Ok(false);
     }
@@ -173,7 +173,7 @@ async fn all_at_once(conn: &mut AnyConnection, group: &[Job]) -> sqlx::Result<bo
         Err(e) => return Err(e),
     }
     let debits: Vec<(&str, i64)> = group.iter().map(|j| (j.msg.from_account.as_str(), -j.msg.amount.minor())).collect();
-    if !balances::change_all(&mut tx, &debits, Guard::Covers).await? {
+    if !balances::change_all(&mut tx, engine, &debits, Guard::Covers).await? {
         tx.rollback().await?;
         return Ok(false);
     }

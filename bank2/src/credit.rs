@@ -314,8 +314,8 @@ fn not_credited(e: &sqlx::Error, messages: usize) -> bool {
 }
 
 /// The dedup rows and credits of a whole batch, in ONE database transaction of two statements
-/// (a multi-row INSERT, an `UPDATE … CASE`; on SQLite sent as one query); rolled back (false)
-/// when a tx_no is applied already or a receiver refuses its credit.
+/// (a multi-row INSERT, an `UPDATE` of the balances, [`balances::Changes`]; on SQLite sent as one
+/// query); rolled back (false) when a tx_no is applied already or a receiver refuses its credit.
 async fn try_credit_all(
     conn: &mut AnyConnection,
     engine: Engine,
@@ -326,7 +326,7 @@ async fn try_credit_all(
     // One statement for every receiver (MySQL locks its rows in key order, so two batches never
     // wait for each other's rows in a cycle).
     let credits: Vec<(&str, i64)> = batch.iter().map(|(m, _)| (m.to_account.as_str(), m.amount.minor())).collect();
-    let credits = Changes::new(&credits, Guard::OpenUnderCeiling);
+    let credits = Changes::new(&credits, Guard::OpenUnderCeiling, engine);
     let mut tx = conn.begin().await?;
     let applied = if engine == Engine::Sqlite {
         store::insert_applied_and_credit(&mut tx, &rows, &credits).await

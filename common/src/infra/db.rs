@@ -73,13 +73,19 @@ const SQLITE_READERS: u32 = 4;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long SQLite waits for a lock before `SQLITE_BUSY` (writer and readers alike).
 const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
+/// The writer's statement journals (the undo of one statement within a transaction) stay in
+/// memory. By default one spills to a temporary file past 64 KiB: a group's multi-row INSERT or
+/// UPDATE passes that, and each of its pages was then written to a file created and deleted for
+/// that statement. They only ever undo a statement of an open transaction; a crash needs none.
+const SQLITE_TEMP_IN_MEMORY: &str = "PRAGMA temp_store = MEMORY";
 
 /// Connects (creating a SQLite file if needed) and runs the bank's migrations, after taking
 /// over a database that ran the squashed ones ([`crate::infra::schema`]).
 ///
 /// SQLite runs in WAL mode with FULL sync by default (durable commits) and a single pooled writer
 /// connection: SQLite has one writer anyway, and one connection rules out `SQLITE_BUSY` on
-/// lock upgrades. Stand-alone reads get a read-only pool of their own ([`Db::read`]).
+/// lock upgrades. Its statement journals stay in memory. Stand-alone reads get a read-only pool
+/// of their own ([`Db::read`]).
 pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, options: Options) -> anyhow::Result<Db> {
     sqlx::any::install_default_drivers();
     let engine = Engine::of_url(url)?;
@@ -104,6 +110,7 @@ pub async fn connect(url: &str, sqlite: &Migrator, mysql: &Migrator, options: Op
                     sqlx::query(options.sqlite_sync.pragma()).execute(&mut *conn).await?;
                     sqlx::query(SQLITE_BUSY_TIMEOUT).execute(&mut *conn).await?;
                     sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    sqlx::query(SQLITE_TEMP_IN_MEMORY).execute(&mut *conn).await?;
                 }
                 Ok(())
             })

@@ -5,8 +5,9 @@
 //! free, so a lone debit commits as soon as it would alone.
 //!
 //! A group normally takes two statements, however many debits it holds: one multi-row INSERT of
-//! the transfer rows and one `UPDATE` of the balances ([`all_at_once`], [`balances::Changes`]). Only when
-//! something in it would be refused does each debit run its own statements, under a savepoint.
+//! the transfer rows and one `UPDATE` of the balances ([`all_at_once`], [`balances::Changes`]).
+//! Only when something in it would be refused does each debit run its own statements, under a
+//! savepoint.
 //!
 //! Each local transaction keeps its own outcome, and the broker gets each its own answer,
 //! sent only after the group's commit returned:
@@ -173,7 +174,7 @@ async fn all_at_once(conn: &mut AnyConnection, engine: Engine, group: &[Job]) ->
         Err(e) => return Err(e),
     }
     let debits: Vec<(&str, i64)> = group.iter().map(|j| (j.msg.from_account.as_str(), -j.msg.amount.minor())).collect();
-    if !balances::change_all(&mut tx, engine, &debits, Guard::Covers).await? {
+    if !balances::change_all(&mut tx, &debits, Guard::Covers, engine).await? {
         tx.rollback().await?;
         return Ok(false);
     }

@@ -2,7 +2,7 @@
 //! commit and of bank2's batch credit. One `UPDATE` instead of one per transfer, so a group of
 //! debits or a batch of credits costs the same few statements however large it is.
 //!
-//! The statement has a form per engine (docs/ARCHITECTURE.md, "Credit groups"):
+//! The statement has a form per engine (docs/ARCHITECTURE.md, "One UPDATE for many accounts"):
 //! - SQLite: `UPDATE … FROM (VALUES (account, total), …)`, one lookup by key per account;
 //! - MySQL: `UPDATE … CASE account_no WHEN … END WHERE account_no IN (…)`, which locks the rows
 //!   in key order, so two groups never wait for each other's rows in a cycle. Its CASE is a
@@ -80,9 +80,9 @@ impl<'a> Changes<'a> {
 /// of funds, closed, at the ceiling), and then the caller must roll back, as the others were.
 pub async fn change_all(
     conn: &mut AnyConnection,
-    engine: Engine,
     changes: &[(&str, i64)],
     guard: Guard,
+    engine: Engine,
 ) -> sqlx::Result<bool> {
     change_all_of(conn, &Changes::new(changes, guard, engine)).await
 }

@@ -25,6 +25,7 @@ const SHARED: &[&str] = &[
 const BANK1: &[&str] = &[
     "POST /api/transfers",
     "GET /api/transfers",
+    "POST /api/transfers/proofs",
     "GET /api/transfers/{tx_no}",
     "GET /api/transfers/{tx_no}/timeline",
     "GET /admin/transfers",
@@ -32,6 +33,7 @@ const BANK1: &[&str] = &[
 const BANK2: &[&str] = &[
     "GET /api/credits/{tx_no}",
     "GET /api/rejections",
+    "POST /api/rejections/proofs",
     "GET /admin/dlq",
     "POST /admin/dlq/redrive",
     "POST /admin/dlq/refund",
@@ -73,7 +75,7 @@ async fn check_bank(app: &TestStack, url: &str, own: &[&str]) {
         let guard = security(op);
         if path.starts_with("/admin/") {
             assert_eq!(guard, ["admin_token"], "{name}");
-        } else if name == "GET /api/transfers" || name == "GET /api/rejections" {
+        } else if name == "GET /api/transfers" || name == "GET /api/rejections" || path.ends_with("/proofs") {
             assert_eq!(guard, ["feed_token"], "{name}");
         } else {
             assert!(guard.is_empty(), "{name} is public");

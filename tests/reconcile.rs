@@ -208,24 +208,34 @@ async fn dlq_redrive_credits_once_after_fault_lifted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_redrive_skips_uncommitted() {
     let app = TestStack::start().await;
-    // A transfer bank1 rolled back, and one bank1 never heard of — both forged onto the
-    // topic — die in the DLQ while bank2 fails everything >= 50.00.
+    // A transfer bank1 rolled back, and one bank1 never heard of (written long ago), both
+    // signed with bank1's key, land in the DLQ: published straight onto it, as anyone on the
+    // broker could (no fault sends them there: bank2's consumer would quarantine them).
     app.put_faults(&app.bank1_url, json!({"local_tx_fail_at_least": "50.00"})).await;
     let rolled_back = app.transfer("70.00").await;
     assert_eq!(rolled_back["status"], "ROLLED_BACK");
     let rb_tx = rolled_back["tx_no"].as_str().unwrap().to_owned();
     let unknown_tx = TxNo::new_random().to_string();
-    app.put_faults(&app.bank2_url, json!({"consume_fail_at_least": "50.00"})).await;
-    // Signed with bank1's key: a bank1 bug, not an outsider (those are quarantined).
-    app.publish_signed(&[
-        (Some(&rb_tx), message_for(&rb_tx, "70.00")),
-        (Some(&unknown_tx), message_for(&unknown_tx, "80.00")),
-    ])
-    .await;
+    let mut old = TransferMessage::parse(&message_for(&unknown_tx, "80.00")).unwrap();
+    old.created_at_ms -= 3_600_000;
+    let dlq = format!("%DLQ%{}", common::infra::mq::DEFAULT_CONSUMER_GROUP);
+    let rt = common::infra::mq::MqRuntime::new("test-dlq-topic").unwrap();
+    let stack = app.stack.as_ref().unwrap();
+    stack::topics::ensure_topic(&rt, &app.namesrv_addr, &stack.broker_addr, &dlq, 1).await.unwrap();
+    rt.shutdown().await;
+    let signer = &app.secrets.bank1_signer;
+    let dead: Vec<(Option<&str>, Vec<u8>, Option<String>)> =
+        [(&rb_tx, message_for(&rb_tx, "70.00")), (&unknown_tx, old.to_json())]
+            .into_iter()
+            .map(|(tx, body)| {
+                let signature = signer.sign(&body);
+                (Some(tx.as_str()), body, Some(signature))
+            })
+            .collect();
+    app.publish_on(&dlq, common::domain::message::TRANSFER_TAG, &dead).await;
     app.wait_in_dlq(&rb_tx, TO_DLQ).await;
     app.wait_in_dlq(&unknown_tx, TO_DLQ).await;
 
-    app.put_faults(&app.bank2_url, json!({"consume_fail_at_least": null})).await;
     let report = app.redrive().await;
     for tx in [&rb_tx, &unknown_tx] {
         let item = report["items"].as_array().unwrap().iter().find(|i| i["tx_no"] == tx.as_str()).cloned().unwrap();

@@ -8,6 +8,7 @@ mod helpers;
 
 mod api;
 mod console;
+mod proofs;
 mod reconcile;
 mod refunds;
 mod schema;

@@ -37,7 +37,7 @@ use common::domain::message;
 use common::infra::mq::consumer::PushConsumer;
 use common::infra::mq::tx::TxProducer;
 use common::service::app::{Background, Base, Service, Shared};
-use common::service::inbox::Inbox;
+use common::service::quarantine::Code;
 
 use crate::faults::FaultSwitch;
 use crate::metrics::Metrics;
@@ -85,7 +85,8 @@ impl Service for AppState {
         let debit = producer::DebitTx { debits, pool: pool.clone(), faults: faults.clone(), metrics: metrics.clone() };
         let (group, topic) = (&settings.common.producer_group, &settings.common.topic);
         let publisher = base.producer(&settings, group, topic, message::TRANSFER_TAG, debit).await?;
-        let refunds = refund::Refunds { inbox: Inbox { peers: base.peers.clone(), pool }, metrics: metrics.clone() };
+        let inbox = base.inbox(&settings, refund::PROOFS, &["REJECTED"], Code::NotRejected);
+        let refunds = refund::Refunds { inbox, metrics: metrics.clone() };
         let (group, topic) = (&settings.common.consumer_group, &settings.common.refund_topic);
         let refunds = base.consumer(&settings, group, topic, REFUND_CONSUME_THREADS, 1, refunds).await?;
         let shared = base.shared;

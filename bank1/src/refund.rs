@@ -4,6 +4,11 @@
 //! ([`store::refund`]): COMMITTED → REFUNDED and the sender credited back, in ONE database
 //! transaction, only when the notice's facts match bank1's own row; a duplicate changes
 //! nothing, and anything else is quarantined — a refund never mints money.
+//!
+//! A notice is applied only once bank2's signed answer at [`PROOFS`] says the transfer is
+//! `REJECTED` with the notice's facts: bank2 signs a notice before its rejection commits, so a
+//! signed notice alone proves nothing ([`common::domain::proof`]). The rejection feed is signed
+//! too, every entry covered.
 
 use common::domain::message::RefundNotice;
 use common::infra::mq::consumer::Ack;
@@ -19,6 +24,9 @@ use sqlx::AnyPool;
 use crate::metrics::Metrics;
 use crate::store::{self, Facts, Refund, RefundRequest};
 use crate::AppState;
+
+/// bank2's query interface: where do these transfers stand?
+pub const PROOFS: &str = "/api/rejections/proofs";
 
 /// The refund consumer's handler.
 pub struct Refunds {

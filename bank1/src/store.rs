@@ -65,6 +65,19 @@ pub const TRANSFER_FEED: common::service::feed::FeedTable = common::service::fee
     columns: TRANSFER_COLUMNS,
 };
 
+/// The transfers of `tx_nos` that bank1 has (the query interface, [`common::domain::proof`]).
+pub async fn transfers_of(pool: &AnyPool, tx_nos: &[TxNo]) -> sqlx::Result<Vec<TransferRow>> {
+    let sql = format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfer WHERE tx_no IN ({})",
+        common::infra::db::placeholders(tx_nos.len())
+    );
+    let mut q = sqlx::query_as::<_, TransferRow>(&sql);
+    for t in tx_nos {
+        q = q.bind(t.as_str());
+    }
+    q.fetch_all(pool).await
+}
+
 #[tracing::instrument(skip(pool), fields(tx_no = %tx_no))]
 pub async fn transfer(pool: &AnyPool, tx_no: &TxNo) -> sqlx::Result<Option<TransferRow>> {
     sqlx::query_as::<_, TransferRow>(&format!("SELECT {TRANSFER_COLUMNS} FROM transfer WHERE tx_no = ?"))

@@ -1,6 +1,6 @@
-//! bank2's view of bank1: its transfer-status endpoint (public) and its feed of committed
-//! transfers (with the service token). bank1 is the source of truth for what was committed and
-//! for how much.
+//! bank2's view of bank1: its feed of committed transfers and its query interface ([`PROOFS`]),
+//! both with the service token, both answers signed by bank1. bank1 is the source of truth for
+//! what was committed and for how much.
 
 use common::domain::ids::{AccountNo, TxNo};
 use common::domain::message::{TransferMessage, MESSAGE_VERSION};
@@ -40,16 +40,14 @@ impl Bank1Transfer {
     }
 }
 
+/// bank1's query interface: where do these transfers stand?
+pub const PROOFS: &str = "/api/transfers/proofs";
+
 /// bank1's HTTP API.
 #[derive(Clone)]
 pub struct Bank1(pub Peer);
 
 impl Bank1 {
-    /// What bank1 says about one tx_no (`None`: no such transfer).
-    pub async fn status(&self, tx_no: &TxNo) -> Result<Option<Bank1Transfer>, PeerError> {
-        self.0.get(&format!("/api/transfers/{tx_no}")).await
-    }
-
     pub async fn feed(&self, after: i64, limit: u32) -> Result<common::service::feed::Page<Bank1Transfer>, PeerError> {
         self.0.feed("/api/transfers", after, limit).await
     }

@@ -2,7 +2,10 @@
 //! [`common::infra::mq::consumer::PushConsumer`]):
 //! 1. the signature must be bank1's, else the message is quarantined as `bad_signature`;
 //! 2. the body must parse and its KEYS name its tx_no, else `malformed`;
-//! 3. it is applied through [`Credits::apply`]: credited, rejected (funds returned), a
+//! 3. bank1 must prove it: its signed answer says the transfer is `COMMITTED` with the
+//!    message's facts, else `not_committed` (or `conflicting_duplicate`, other facts); while
+//!    bank1 cannot answer, the message waits on the retry ladder like a failed credit;
+//! 4. it is applied through [`Credits::apply`]: credited, rejected (funds returned), a
 //!    duplicate, a `conflicting_duplicate` (quarantined), or a transient failure — recorded
 //!    with the broker's `reconsume_times` and answered RECONSUME_LATER (the retry ladder, then
 //!    `%DLQ%<group>`).
@@ -69,26 +72,36 @@ impl Inbound for Deliveries {
                 Ack::Done
             }
             Outcome::Conflicting(detail) => inbox::keep(self, msg, Code::ConflictingDuplicate, &detail).await,
-            Outcome::Failed(error) => {
-                self.credits.metrics.failed_delivery(reconsume_times);
-                let pool = &self.credits.pool;
-                let msg_id = msg.msg_id().to_string();
-                if let Err(e) =
-                    store::record_attempt(pool, transfer.tx_no.as_str(), reconsume_times, &msg_id, &error).await
-                {
-                    tracing::error!(tx_no = %transfer.tx_no, error = %e, "could not record the failed attempt");
-                }
-                if reconsume_times >= self.max_reconsume_times {
-                    self.credits.metrics.dead_lettered();
-                    tracing::warn!(
-                        tx_no = %transfer.tx_no, reconsume_times, %error,
-                        "last retry failed: the broker moves this transfer to the dead-letter queue (refund or redrive it)"
-                    );
-                } else {
-                    tracing::warn!(tx_no = %transfer.tx_no, reconsume_times, %error, "credit failed; asking for redelivery");
-                }
-                Ack::Retry
-            }
+            Outcome::Failed(error) => self.failed(msg, &transfer, &error).await,
         }
+    }
+
+    async fn unconfirmed(&self, msg: &MessageExt, transfer: &TransferMessage, detail: &str) -> Ack {
+        self.credits.metrics.unproven();
+        self.failed(msg, transfer, &format!("not proven by bank1 yet: {detail}")).await
+    }
+}
+
+impl Deliveries {
+    /// A delivery that failed for now: recorded with the broker's `reconsume_times`, then
+    /// redelivered (or, at the last retry, dead-lettered).
+    async fn failed(&self, msg: &MessageExt, transfer: &TransferMessage, error: &str) -> Ack {
+        let reconsume_times = msg.reconsume_times();
+        self.credits.metrics.failed_delivery(reconsume_times);
+        let msg_id = msg.msg_id().to_string();
+        let tx_no = transfer.tx_no.as_str();
+        if let Err(e) = store::record_attempt(&self.credits.pool, tx_no, reconsume_times, &msg_id, error).await {
+            tracing::error!(%tx_no, error = %e, "could not record the failed attempt");
+        }
+        if reconsume_times >= self.max_reconsume_times {
+            self.credits.metrics.dead_lettered();
+            tracing::warn!(
+                %tx_no, reconsume_times, %error,
+                "last retry failed: the broker moves this transfer to the dead-letter queue (refund or redrive it)"
+            );
+        } else {
+            tracing::warn!(%tx_no, reconsume_times, %error, "credit failed; asking for redelivery");
+        }
+        Ack::Retry
     }
 }

@@ -10,7 +10,7 @@
 //! - [`refund`]: the rejection as the local transaction of a refund notice, and its check-back.
 //! - [`consumer`]: handling one delivered message (signature, parse, apply, quarantine).
 //! - [`reconcile`]: the periodic reconciler over bank1's feed ([`bank1_client`]).
-//! - [`redrive`]: the DLQ: redrive (checked against bank1) and operator refund.
+//! - [`redrive`]: the DLQ: redrive (proven by bank1) and operator refund.
 //! - [`metrics`]: bank2's own metrics (credits, rejections, retries, quarantine, DLQ size,
 //!   debit → credit latency) at `GET /metrics`.
 //! - [`faults`]: operator fault injection by amount threshold.
@@ -40,7 +40,8 @@ use std::sync::Arc;
 use common::domain::message;
 use common::infra::mq::consumer::PushConsumer;
 use common::service::app::{Background, Base, Service, Shared};
-use common::service::inbox::Inbox;
+use common::service::proofs::Prover;
+use common::service::quarantine::Code;
 
 use crate::bank1_client::Bank1;
 use crate::credit::Credits;
@@ -58,8 +59,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The one apply path (credit or reject).
     pub credits: Credits,
-    /// bank1's status endpoint and feed.
+    /// bank1's feed.
     pub bank1: Bank1,
+    /// Asks bank1's query interface where transfers stand (the consumer's, shared by redrive).
+    pub prover: Prover,
     /// The transfer consumer (the operator pauses and resumes it).
     pub consumer: PushConsumer,
     pub settings: Arc<Settings>,
@@ -94,8 +97,10 @@ impl Service for AppState {
             groups: None,
         }
         .with_groups(settings.credit_group as usize);
+        let inbox = base.inbox(&settings, bank1_client::PROOFS, &["COMMITTED", "REFUNDED"], Code::NotCommitted);
+        let prover = inbox.prover.clone();
         let deliveries = consumer::Deliveries {
-            inbox: Inbox { peers: base.peers.clone(), pool: credits.pool.clone() },
+            inbox,
             credits: credits.clone(),
             max_reconsume_times: settings.common.max_reconsume_times,
         };
@@ -105,7 +110,7 @@ impl Service for AppState {
             .await?;
         let shared = base.shared;
         let bank1 = Bank1(shared.peer.clone());
-        Ok(AppState { shared, faults, metrics, credits, bank1, consumer, settings: Arc::new(settings) })
+        Ok(AppState { shared, faults, metrics, credits, bank1, prover, consumer, settings: Arc::new(settings) })
     }
 
     fn parts(&self) -> (&Shared, &FaultSwitch) {

@@ -41,6 +41,10 @@ impl Metrics {
                 "Deliveries that failed their last retry (the broker moves them to the DLQ)."
             );
             describe_counter!("bank2_quarantined_total", "Messages quarantined (never applied), by reason.");
+            describe_counter!(
+                "bank2_unproven_deliveries_total",
+                "Deliveries bank1 could not prove yet (down, or the transfer unknown to it so far): redelivered later."
+            );
             describe_histogram!(
                 "bank2_debit_to_credit_seconds",
                 Unit::Seconds,
@@ -116,6 +120,11 @@ impl Metrics {
 
     pub fn quarantined(&self, code: Code) {
         self.0.record(|| counter!("bank2_quarantined_total", "reason" => code.as_str()).increment(1));
+    }
+
+    /// A delivery bank1 could not prove yet (down, or the transfer unknown to it so far).
+    pub fn unproven(&self) {
+        self.0.record(|| counter!("bank2_unproven_deliveries_total").increment(1));
     }
 
     pub fn dead_lettered(&self) {

@@ -1,12 +1,14 @@
-//! The dead-letter queue, for operators: redrive it (each dead message checked against
-//! bank1 and applied once, with bank1's amount and accounts), or return one dead letter's funds
+//! The dead-letter queue, for operators: redrive it (each dead message applied once, and only
+//! once bank1's signed answer proves it `COMMITTED` with its amount and accounts), or return one dead letter's funds
 //! (`refund`: reject it, through the same path as a permanent failure). Redrive and refund of a
 //! transfer exclude each other: both write its one dedup row.
 
 use common::domain::ids::TxNo;
 use common::domain::message::{Body, TransferMessage};
+use common::domain::proof::{Refutation, Verdict};
 use common::infra::mq::read::{messages_by_key, read_topic};
 use common::service::error::{Code, Error, Result};
+use common::service::quarantine::{self, Code as QuarantineCode, Quarantined};
 use serde::Serialize;
 
 use crate::credit::Outcome as Applied;
@@ -139,6 +141,8 @@ pub async fn list(state: &AppState, limit: usize) -> Result<DeadLetters> {
     Ok(DeadLetters { dlq, total, pending, complete: read.truncated.is_none(), truncated: read.truncated, items })
 }
 
+/// Reads the whole DLQ and applies each dead letter not applied yet, once bank1 has proven it
+/// (one question for all of them): what bank1 did not commit is never credited.
 pub async fn redrive(state: &AppState) -> Result<Report> {
     let s = &state.settings;
     let dlq = dlq_of(state);
@@ -153,85 +157,75 @@ pub async fn redrive(state: &AppState) -> Result<Report> {
         truncated: read.truncated,
         ..Report::default()
     };
+    let mut waiting: Vec<(String, TransferMessage)> = Vec::new();
     for m in &read.messages {
-        let msg_id = m.msg_id().to_string();
-        let body = m.body().map(|b| b.to_vec()).unwrap_or_default();
-        let item = |tx_no: Option<String>, outcome, detail: Option<String>| Item {
-            msg_id: msg_id.clone(),
-            tx_no,
-            outcome,
-            detail,
-        };
-        let parsed = match TransferMessage::parse_keyed(&body, &common::infra::mq::keys(m)) {
-            Ok(p) => p,
-            Err(e) => {
-                let q = common::service::quarantine::Quarantined::of(
-                    m,
-                    common::service::quarantine::Code::Malformed,
-                    &format!("dead letter: {e}"),
-                );
-                let _ = common::service::quarantine::put(&state.shared.db.pool, &q).await;
-                report.items.push(item(None, Outcome::Unparseable, Some(e.to_string())));
-                continue;
-            }
-        };
-        let tx_no = Some(parsed.tx_no.to_string());
-        // Applied already (credited by a redelivery or an earlier redrive, or refunded)?
-        match store::applied(&state.shared.db.pool, parsed.tx_no.as_str()).await {
-            Ok(Some(a)) => {
-                let outcome = match a.outcome {
-                    AppliedAs::Credited => Outcome::AlreadyCredited,
-                    AppliedAs::Rejected => Outcome::AlreadyRejected,
-                };
-                report.items.push(item(tx_no, outcome, None));
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                report.items.push(item(tx_no, Outcome::Failed, Some(format!("database error: {e}"))));
-                continue;
-            }
+        match triage(state, m).await {
+            Ok(msg) => waiting.push((m.msg_id().to_string(), msg)),
+            Err(item) => report.items.push(item),
         }
-        let truth = match state.bank1.status(&parsed.tx_no).await {
-            Ok(Some(t)) if t.is_committed() => t,
-            Ok(Some(t)) => {
-                report.items.push(item(
-                    tx_no,
-                    Outcome::NotCommittedAtBank1,
-                    Some(format!("bank1 status {}", t.status.as_str())),
-                ));
-                continue;
-            }
-            Ok(None) => {
-                report.items.push(item(tx_no, Outcome::NotCommittedAtBank1, Some("bank1 has no such transfer".into())));
-                continue;
-            }
-            Err(e) => {
-                report.items.push(item(tx_no, Outcome::Bank1Unavailable, Some(e.to_string())));
-                continue;
-            }
-        };
-        let msg = match truth.to_message() {
-            Ok(m) => m,
-            Err(e) => {
-                report.items.push(item(tx_no, Outcome::Failed, Some(format!("bank1's record is unusable: {e}"))));
-                continue;
-            }
-        };
-        let (outcome, detail) = match state.credits.apply(&msg, Source::DlqRedrive).await {
-            Applied::Credited => {
-                report.credited += 1;
-                (Outcome::Credited, None)
-            }
-            Applied::Rejected(reason) => (Outcome::Rejected, Some(reason)),
-            Applied::AlreadyCredited => (Outcome::AlreadyCredited, None),
-            Applied::AlreadyRejected => (Outcome::AlreadyRejected, None),
-            Applied::Conflicting(d) => (Outcome::Conflicting, Some(d)),
-            Applied::Failed(e) => (Outcome::Failed, Some(e)),
-        };
-        report.items.push(item(tx_no, outcome, detail));
+    }
+    let bodies: Vec<&TransferMessage> = waiting.iter().map(|(_, m)| m).collect();
+    let verdicts = if bodies.is_empty() { Vec::new() } else { state.prover.check(&bodies).await };
+    for ((msg_id, msg), verdict) in waiting.iter().zip(verdicts) {
+        let (outcome, detail) = apply_proven(state, msg, verdict).await;
+        report.credited += usize::from(outcome == Outcome::Credited);
+        report.items.push(Item { msg_id: msg_id.clone(), tx_no: Some(msg.tx_no.to_string()), outcome, detail });
     }
     Ok(report)
+}
+
+/// A dead letter's transfer message when it still needs applying; else what redrive did with
+/// it (quarantined as unparseable, applied already, or a database error).
+async fn triage(state: &AppState, m: &common::infra::mq::MessageExt) -> std::result::Result<TransferMessage, Item> {
+    let msg_id = m.msg_id().to_string();
+    let body = m.body().map(|b| b.to_vec()).unwrap_or_default();
+    let item = |tx_no: Option<String>, outcome, detail: Option<String>| Item {
+        msg_id: msg_id.clone(),
+        tx_no,
+        outcome,
+        detail,
+    };
+    let parsed = match TransferMessage::parse_keyed(&body, &common::infra::mq::keys(m)) {
+        Ok(p) => p,
+        Err(e) => {
+            let q = Quarantined::of(m, QuarantineCode::Malformed, &format!("dead letter: {e}"));
+            if let Err(put) = quarantine::put(&state.shared.db.pool, &q).await {
+                tracing::warn!(%msg_id, error = %put, "could not quarantine an unparseable dead letter; the next redrive tries again");
+            }
+            return Err(item(None, Outcome::Unparseable, Some(e.to_string())));
+        }
+    };
+    let tx_no = Some(parsed.tx_no.to_string());
+    match store::applied(&state.shared.db.pool, parsed.tx_no.as_str()).await {
+        Ok(Some(a)) => Err(item(tx_no, already(a.outcome), None)),
+        Ok(None) => Ok(parsed),
+        Err(e) => Err(item(tx_no, Outcome::Failed, Some(format!("database error: {e}")))),
+    }
+}
+
+fn already(outcome: AppliedAs) -> Outcome {
+    match outcome {
+        AppliedAs::Credited => Outcome::AlreadyCredited,
+        AppliedAs::Rejected => Outcome::AlreadyRejected,
+    }
+}
+
+/// Applies `msg` if bank1's `verdict` proves it; says what came of it.
+async fn apply_proven(state: &AppState, msg: &TransferMessage, verdict: Verdict) -> (Outcome, Option<String>) {
+    match verdict {
+        Verdict::Proven => {}
+        Verdict::Refuted(Refutation::NotInState, d) => return (Outcome::NotCommittedAtBank1, Some(d)),
+        Verdict::Refuted(Refutation::OtherFacts, d) => return (Outcome::Conflicting, Some(d)),
+        Verdict::Unconfirmed(d) => return (Outcome::Bank1Unavailable, Some(d)),
+    }
+    match state.credits.apply(msg, Source::DlqRedrive).await {
+        Applied::Credited => (Outcome::Credited, None),
+        Applied::Rejected(reason) => (Outcome::Rejected, Some(reason)),
+        Applied::AlreadyCredited => (Outcome::AlreadyCredited, None),
+        Applied::AlreadyRejected => (Outcome::AlreadyRejected, None),
+        Applied::Conflicting(d) => (Outcome::Conflicting, Some(d)),
+        Applied::Failed(e) => (Outcome::Failed, Some(e)),
+    }
 }
 
 /// The result of `POST /admin/dlq/refund`.
@@ -278,17 +272,7 @@ pub async fn refund(state: &AppState, tx_no: &TxNo) -> Result<RefundReport> {
             format!("transfer {tx_no} is not in {dlq}; only dead letters can be refunded by hand"),
         ));
     }
-    let truth = match state.bank1.status(tx_no).await? {
-        Some(t) if t.is_committed() => t,
-        Some(t) => {
-            return Err(Error::conflict(
-                Code::NotCommittedAtBank1,
-                format!("bank1 says transfer {tx_no} is {}: there is nothing to refund", t.status.as_str()),
-            ))
-        }
-        None => return Err(Error::conflict(Code::NotCommittedAtBank1, format!("bank1 has no transfer {tx_no}"))),
-    };
-    let msg = truth.to_message().map_err(|e| Error::Unavailable(format!("bank1's record is unusable: {e}")))?;
+    let msg = proven_dead_letter(state, tx_no, &dead).await?;
     let last_error = store::attempts(pool, tx_no.as_str())
         .await
         .ok()
@@ -311,5 +295,33 @@ pub async fn refund(state: &AppState, tx_no: &TxNo) -> Result<RefundReport> {
         Applied::Conflicting(d) => Err(Error::conflict(Code::Conflicting, d)),
         Applied::Failed(e) => Err(Error::Unavailable(format!("the refund could not be recorded now ({e})"))),
         Applied::Credited => Err(Error::Unavailable("unexpected: a reject credited".into())),
+    }
+}
+
+/// Of `dead` (the dead letters of `tx_no`), the one bank1 proves; else why none is.
+async fn proven_dead_letter(
+    state: &AppState,
+    tx_no: &TxNo,
+    dead: &[common::infra::mq::MessageExt],
+) -> Result<TransferMessage> {
+    let parsed: Vec<TransferMessage> = dead
+        .iter()
+        .filter_map(|m| {
+            let body = m.body().map(|b| b.to_vec()).unwrap_or_default();
+            TransferMessage::parse_keyed(&body, tx_no.as_str()).ok()
+        })
+        .collect();
+    let bodies: Vec<&TransferMessage> = parsed.iter().collect();
+    let verdicts = if bodies.is_empty() { Vec::new() } else { state.prover.check(&bodies).await };
+    if let Some(i) = verdicts.iter().position(|v| *v == Verdict::Proven) {
+        return Ok(parsed[i].clone());
+    }
+    match verdicts.into_iter().next() {
+        None => Err(Error::conflict(Code::NotDeadLettered, format!("no dead letter of {tx_no} parses"))),
+        Some(Verdict::Unconfirmed(d)) => Err(Error::Unavailable(d)),
+        Some(Verdict::Refuted(_, d)) => {
+            Err(Error::conflict(Code::NotCommittedAtBank1, format!("{d}: there is nothing to refund")))
+        }
+        Some(Verdict::Proven) => Err(Error::Unavailable("unexpected: a proven dead letter was not taken".into())),
     }
 }

@@ -105,6 +105,20 @@ pub struct Attempt {
 /// Longest stored rejection reason (VARCHAR(255)).
 pub const REASON_CHARS: usize = 255;
 
+/// The applied rows of `tx_nos` that bank2 has (the query interface,
+/// [`common::domain::proof`]).
+pub async fn applied_of(pool: &AnyPool, tx_nos: &[common::domain::ids::TxNo]) -> sqlx::Result<Vec<Applied>> {
+    let sql = format!(
+        "SELECT {APPLIED_COLUMNS} FROM de_duplication WHERE tx_no IN ({})",
+        common::infra::db::placeholders(tx_nos.len())
+    );
+    let mut q = sqlx::query_as::<_, Applied>(&sql);
+    for t in tx_nos {
+        q = q.bind(t.as_str());
+    }
+    q.fetch_all(pool).await
+}
+
 #[tracing::instrument(skip(pool))]
 pub async fn applied(pool: &AnyPool, tx_no: &str) -> sqlx::Result<Option<Applied>> {
     sqlx::query_as::<_, Applied>(&format!("SELECT {APPLIED_COLUMNS} FROM de_duplication WHERE tx_no = ?"))

@@ -23,6 +23,10 @@ pub struct Opts {
     pub delay_levels: String,
     pub transaction_timeout_ms: u64,
     pub transaction_check_interval_ms: u64,
+    /// Where bank2 finds bank1 (instead of bank1 itself), and the CA file it trusts there.
+    pub bank2_bank1: Option<(String, Option<std::path::PathBuf>)>,
+    /// Where bank1 finds bank2 (instead of bank2 itself).
+    pub bank1_bank2_url: Option<String>,
 }
 
 impl Default for Opts {
@@ -36,6 +40,8 @@ impl Default for Opts {
             // and double commits"); the retry-ladder test counts deliveries exactly.
             transaction_timeout_ms: 3000,
             transaction_check_interval_ms: 5000,
+            bank2_bank1: None,
+            bank1_bank2_url: None,
         }
     }
 }
@@ -86,7 +92,7 @@ impl TestStack {
         let stack = StackBuilder::new(env!("CARGO_BIN_EXE_bank-transfer"))
             .database(db_choice())
             .tuning(tuning)
-            .configure(|s1, s2| {
+            .configure(move |s1, s2| {
                 // Hermetic: no fault from the environment; reconciliation runs when a test asks
                 // (POST /admin/reconcile on either bank), with no grace period.
                 s1.faults = Default::default();
@@ -95,6 +101,13 @@ impl TestStack {
                 s2.faults = Default::default();
                 s2.common.reconcile_interval = Duration::ZERO;
                 s2.common.reconcile_grace = Duration::ZERO;
+                if let Some((url, ca)) = &opts.bank2_bank1 {
+                    s2.common.peer_url = url.clone();
+                    s2.common.peer_ca_file = ca.clone();
+                }
+                if let Some(url) = &opts.bank1_bank2_url {
+                    s1.common.peer_url = url.clone();
+                }
             })
             .start()
             .await
@@ -312,6 +325,14 @@ impl TestStack {
 
     /// Publishes on the transfer topic with a plain producer, each body signed by `signer` if given.
     pub async fn publish(&self, bodies: &[(Option<&str>, Vec<u8>)], signer: Option<&common::domain::signing::Signer>) {
+        let signed: Vec<(Option<&str>, Vec<u8>, Option<String>)> =
+            bodies.iter().map(|(k, b)| (*k, b.clone(), signer.map(|s| s.sign(b)))).collect();
+        self.publish_on(common::infra::mq::DEFAULT_TOPIC, common::domain::message::TRANSFER_TAG, &signed).await
+    }
+
+    /// Publishes on `topic` with a plain producer that is not a bank's: each body with its key
+    /// and its `SIGNATURE` property, if given.
+    pub async fn publish_on(&self, topic: &str, tag: &str, messages: &[(Option<&str>, Vec<u8>, Option<String>)]) {
         use rocketmq_model::common::message::message_single::Message;
         let rt = common::infra::mq::MqRuntime::new("test-raw").unwrap();
         let mut p = rocketmq_client_rust::DefaultMQProducer::builder(rt.client())
@@ -319,21 +340,40 @@ impl TestStack {
             .name_server_addr(self.namesrv_addr.clone())
             .build();
         p.start().await.unwrap();
-        for (key, body) in bodies {
-            let mut b = Message::builder()
-                .topic(common::infra::mq::DEFAULT_TOPIC)
-                .tags(common::domain::message::TRANSFER_TAG)
-                .body_slice(body);
+        for (key, body, signature) in messages {
+            let mut b = Message::builder().topic(topic).tags(tag).body_slice(body);
             if let Some(k) = key {
                 b = b.key(*k);
             }
-            if let Some(s) = signer {
-                b = b.raw_property(common::domain::signing::SIGNATURE_PROPERTY, s.sign(body)).unwrap();
+            if let Some(s) = signature {
+                b = b.raw_property(common::domain::signing::SIGNATURE_PROPERTY, s.clone()).unwrap();
             }
             p.send(b.build().unwrap()).await.unwrap();
         }
         p.shutdown().await;
         rt.shutdown().await;
+    }
+
+    /// The half messages the broker keeps for `tx_no`, read back by key as any client of the
+    /// broker can (`QUERY_MESSAGE` on `RMQ_SYS_TRANS_HALF_TOPIC`, like `mqadmin queryMsgByKey`).
+    pub async fn half_messages(&self, tx_no: &str) -> Vec<rocketmq_model::common::message::message_ext::MessageExt> {
+        let rt = common::infra::mq::MqRuntime::new("test-half").unwrap();
+        let found = poll_until(&format!("the half message of {tx_no}"), Duration::from_secs(30), || async {
+            let m =
+                common::infra::mq::read::messages_by_key(&rt, &self.namesrv_addr, "RMQ_SYS_TRANS_HALF_TOPIC", tx_no)
+                    .await
+                    .ok()?;
+            (!m.is_empty()).then_some(m)
+        })
+        .await;
+        rt.shutdown().await;
+        found
+    }
+
+    /// bank1's quarantine (refund notices).
+    pub async fn quarantine1(&self) -> Vec<Value> {
+        let (_, q) = self.get(format!("{}/api/quarantine", self.bank1_url)).await;
+        q["items"].as_array().cloned().unwrap_or_default()
     }
 
     /// Waits until bank1 shows `tx_no` REFUNDED; returns bank1's view of it.

@@ -1,5 +1,6 @@
-//! `POST /api/transfers` (with `Idempotency-Key`), `GET /api/transfers/{tx_no}` (public), and
-//! the feed `GET /api/transfers?after=&limit=` (service token: `BANK1_FEED_TOKEN`).
+//! `POST /api/transfers` (with `Idempotency-Key`), `GET /api/transfers/{tx_no}` (public), the
+//! feed `GET /api/transfers?after=&limit=` and the query interface `POST /api/transfers/proofs`
+//! (both with the service token `BANK1_FEED_TOKEN`, both answers signed with bank1's key).
 //!
 //! Idempotency-Key lifecycle: a request *claims* the key for a fresh tx_no, runs the transfer,
 //! then records its reply. A replay answers the recorded reply — or, where the first request
@@ -19,8 +20,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use common::domain::ids::TxNo;
+use common::domain::proof::{ProofAnswer, ProofEntry, ProofRequest};
 use common::service::error::{AppJson, Code, Error, ErrorBody};
 use common::service::feed::{FeedQuery, FeedRequest, Page};
+use common::service::proofs::{answer, signed_json, Question};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,7 +34,12 @@ use crate::transfers::{self, Timeline, TransferBody, TransferRequest, TransferVi
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create)).routes(routes!(feed)).routes(routes!(status)).routes(routes!(timeline))
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(feed))
+        .routes(routes!(proofs))
+        .routes(routes!(status))
+        .routes(routes!(timeline))
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -276,11 +284,39 @@ async fn timeline(State(state): State<AppState>, Path(tx_no): Path<String>) -> R
         (status = 400, description = "A bad cursor or limit (`invalid_cursor`, `invalid_limit`, `bad_request`)",
             body = ErrorBody),
     ))]
-async fn feed(
-    State(state): State<AppState>,
-    FeedRequest { after, limit }: FeedRequest,
-) -> Result<Json<Page<TransferView>>> {
+async fn feed(State(state): State<AppState>, FeedRequest { after, limit }: FeedRequest) -> Result<Response> {
     let rows: Vec<store::TransferRow> = store::TRANSFER_FEED.page(&state.shared.db.read, after, limit).await?;
     let items: Vec<TransferView> = rows.iter().map(TransferView::from_row).collect();
-    Ok(Json(Page::after(after, items, |t| t.feed_pos)))
+    Ok(signed_json(&state.shared.signer, &Page::after(after, items, |t| t.feed_pos)))
+}
+
+/// `POST /api/transfers/proofs`: where these transfers stand at bank1, with their facts, in one
+/// answer signed with bank1's key (header `bank-signature`). bank2 credits only what it proves
+/// `COMMITTED` (消息校对, docs/ARCHITECTURE.md, "Trust"). A tx_no bank1 never saw has no entry.
+#[utoipa::path(post, path = "/api/transfers/proofs", tag = "feeds", security(("feed_token" = [])),
+    request_body(content = ProofRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "bank1's rows for the tx_nos it has, signed", body = ProofAnswer,
+            headers(("bank-signature" = String, description = "`v1:<key id>:<base64>`: bank1's Ed25519 signature over the body"))),
+        (status = 400, description = "Not JSON, a bad tx_no, nonce or count (`malformed_json`, `invalid_request`)",
+            body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "Fields of the wrong type (`invalid_request`)", body = ErrorBody),
+    ))]
+async fn proofs(State(state): State<AppState>, Question(q): Question) -> Result<Response> {
+    let rows = store::transfers_of(&state.shared.db.read, &q.tx_nos).await?;
+    let entries = rows.iter().filter_map(proof_entry).collect();
+    Ok(answer(&state, &q, entries))
+}
+
+/// A transfer row as an entry of a proof (`None` if bank1's own row does not parse, which it
+/// always does).
+fn proof_entry(t: &store::TransferRow) -> Option<ProofEntry> {
+    Some(ProofEntry {
+        tx_no: TxNo::parse(&t.tx_no).ok()?,
+        status: t.status.as_str().to_owned(),
+        from_account: common::domain::ids::AccountNo::parse(&t.from_account).ok()?,
+        to_account: common::domain::ids::AccountNo::parse(&t.to_account).ok()?,
+        amount: common::domain::money::Amount::from_minor(t.amount)?,
+    })
 }

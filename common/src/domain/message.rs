@@ -50,6 +50,11 @@ pub struct RefundNotice {
 pub trait Body: Serialize + DeserializeOwned {
     fn version(&self) -> u32;
     fn tx_no(&self) -> &TxNo;
+    /// The transfer's facts: tx_no, from, to, amount.
+    fn facts(&self) -> (&TxNo, &AccountNo, &AccountNo, Amount);
+    /// When the sender wrote it (ms since the epoch): the transfer's acceptance at bank1, the
+    /// rejection at bank2.
+    fn written_at_ms(&self) -> i64;
 
     fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a message always serialises")
@@ -84,6 +89,12 @@ impl Body for TransferMessage {
     fn tx_no(&self) -> &TxNo {
         &self.tx_no
     }
+    fn facts(&self) -> (&TxNo, &AccountNo, &AccountNo, Amount) {
+        (&self.tx_no, &self.from_account, &self.to_account, self.amount)
+    }
+    fn written_at_ms(&self) -> i64 {
+        self.created_at_ms
+    }
 }
 
 impl Body for RefundNotice {
@@ -92,6 +103,12 @@ impl Body for RefundNotice {
     }
     fn tx_no(&self) -> &TxNo {
         &self.tx_no
+    }
+    fn facts(&self) -> (&TxNo, &AccountNo, &AccountNo, Amount) {
+        (&self.tx_no, &self.from_account, &self.to_account, self.amount)
+    }
+    fn written_at_ms(&self) -> i64 {
+        self.rejected_at_ms
     }
 }
 

@@ -17,17 +17,20 @@ use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::domain::proof::Rule;
 use crate::domain::signing::{PeerKeys, Signer};
 use crate::infra::db::Db;
 use crate::infra::metrics::Metrics;
 use crate::infra::mq::consumer::{ConsumerConfig, Handler, PushConsumer};
 use crate::infra::mq::tx::{LocalTransaction, ProducerConfig, TxProducer};
 use crate::infra::mq::MqRuntime;
-use crate::infra::peer::Peer;
+use crate::infra::peer::{Peer, PeerConfig};
 use crate::service::api;
 use crate::service::auth::Guard;
 use crate::service::error::{Code, Error, Result};
 use crate::service::faults::Switch;
+use crate::service::inbox::Inbox;
+use crate::service::proofs::Prover;
 use crate::service::reconcile::{self, Reconciler, Report, Runs};
 use crate::service::settings::{self, BankSettings, Names};
 
@@ -87,8 +90,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The client runtime of the bank's producer, consumer and operator reads.
     pub mq: Arc<MqRuntime>,
-    /// The other bank's API.
+    /// The other bank's API (its signed answers only).
     pub peer: Peer,
+    /// This bank's signing key: its messages and its signed answers.
+    pub signer: Signer,
     pub admin_guard: Guard,
     pub feed_guard: Guard,
     pub reconcile: reconcile::Settings,
@@ -126,9 +131,19 @@ impl Base {
         let shared = Shared {
             names,
             db,
-            metrics,
+            metrics: metrics.clone(),
             mq,
-            peer: Peer::new(names.peer, &c.peer_url, c.peer_feed_token.clone()),
+            peer: Peer::new(
+                PeerConfig {
+                    name: names.peer,
+                    base: &c.peer_url,
+                    feed_token: c.peer_feed_token.clone(),
+                    keys: peers.clone(),
+                    ca_file: c.peer_ca_file.as_deref(),
+                },
+                metrics.clone(),
+            )?,
+            signer: signer.clone(),
             admin_guard: Guard { token: c.admin_token.clone(), setting: names.env("ADMIN_TOKEN") },
             feed_guard: Guard { token: c.feed_token.clone(), setting: names.env("FEED_TOKEN") },
             reconcile: reconcile::Settings {
@@ -140,6 +155,26 @@ impl Base {
             reconcile_runs: Runs::default(),
         };
         Ok(Self { signer, peers, shared })
+    }
+
+    /// What the bank's consumer opens and proves messages with: the peer's keys, and a
+    /// [`Prover`] that asks the peer's query interface at `path`, where a transfer in one of
+    /// the `proven` statuses stands behind a message; `refuted` quarantines what it refutes.
+    pub fn inbox<S: BankSettings>(
+        &self,
+        settings: &S,
+        path: &'static str,
+        proven: &'static [&'static str],
+        refuted: crate::service::quarantine::Code,
+    ) -> Inbox {
+        let horizon_ms = i64::try_from(settings.common().proof_horizon.as_millis()).unwrap_or(i64::MAX);
+        let rule = Rule { peer: self.shared.names.peer, proven, horizon_ms };
+        Inbox {
+            peers: self.peers.clone(),
+            pool: self.shared.db.pool.clone(),
+            prover: Prover::start(self.shared.peer.clone(), path, rule),
+            refuted,
+        }
     }
 
     /// The bank's transactional producer on `topic` (messages tagged `tag`, signed with the

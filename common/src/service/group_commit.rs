@@ -53,10 +53,12 @@ impl<J: Send + 'static> Groups<J> {
         if max <= 1 {
             return None;
         }
-        Some(Self::spawn(writers(engine), max, commit))
+        Some(Self::with_writers(writers(engine), max, commit))
     }
 
-    fn spawn<F, Fut>(writers: usize, max: usize, commit: F) -> Self
+    /// Starts `writers` tasks, as [`Groups::start`] does, whatever the jobs are (bank2's
+    /// questions to bank1 are merged this way too, [`crate::service::proofs`]).
+    pub fn with_writers<F, Fut>(writers: usize, max: usize, commit: F) -> Self
     where
         F: Fn(Vec<J>, Next<J>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -118,7 +120,7 @@ mod tests {
         let (release, held) = oneshot::channel::<()>();
         let held = Arc::new(Mutex::new(Some(held)));
         let (sizes, mut seen) = mpsc::unbounded_channel();
-        let groups = Groups::spawn(1, 32, move |group: Vec<u32>, _| {
+        let groups = Groups::with_writers(1, 32, move |group: Vec<u32>, _| {
             let (held, sizes) = (Arc::clone(&held), sizes.clone());
             async move {
                 sizes.send(group).unwrap();
@@ -142,7 +144,7 @@ mod tests {
         let (release, held) = oneshot::channel::<()>();
         let held = Arc::new(Mutex::new(Some(held)));
         let (taken, mut seen) = mpsc::unbounded_channel();
-        let groups = Groups::spawn(1, 3, move |group: Vec<u32>, next: Next<u32>| {
+        let groups = Groups::with_writers(1, 3, move |group: Vec<u32>, next: Next<u32>| {
             let (held, taken) = (Arc::clone(&held), taken.clone());
             async move {
                 taken.send(group).unwrap();

@@ -35,6 +35,10 @@ pub fn describe() {
         Unit::Seconds,
         "Seconds since the reconciler last read the other bank's feed up to its grace window."
     );
+    describe_counter!(
+        "peer_answers_refused_total",
+        "Answers from the other bank's URL refused (unsigned, badly signed, or not an answer to the question): they move nothing."
+    );
 }
 
 /// `GET /metrics` (Prometheus text format).

@@ -15,6 +15,8 @@
 //! - [`reconcile`]: the reconciliation driver (never stalls: parks what fails, moves on) and
 //!   `GET|POST /admin/reconcile`.
 //! - [`metrics`]: `GET /metrics`, HTTP and reconciliation metrics (each bank adds its own).
+//! - [`proofs`]: the query interface's signed answers, and asking the other bank's
+//!   (questions merged) before a message moves money.
 //! - [`inbox`]: opening a delivered message (signature, parse, KEYS) and quarantining what
 //!   must never move money ([`quarantine`]).
 
@@ -29,6 +31,7 @@ pub mod group_commit;
 pub mod inbox;
 pub mod ledger;
 pub mod metrics;
+pub mod proofs;
 pub mod quarantine;
 pub mod reconcile;
 pub mod routes;

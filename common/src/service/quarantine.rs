@@ -22,6 +22,12 @@ pub enum Code {
     Malformed,
     /// Names a transfer the receiving bank cannot match (a refund of something never debited).
     Unmatched,
+    /// A transfer message whose transfer bank1 did not commit (rolled back, or unknown past
+    /// the proof horizon): a replayed half message.
+    NotCommitted,
+    /// A refund notice whose transfer bank2 did not reject (credited, or unknown past the
+    /// proof horizon): a replayed notice.
+    NotRejected,
 }
 
 impl Code {
@@ -31,6 +37,8 @@ impl Code {
             Code::ConflictingDuplicate => "conflicting_duplicate",
             Code::Malformed => "malformed",
             Code::Unmatched => "unmatched",
+            Code::NotCommitted => "not_committed",
+            Code::NotRejected => "not_rejected",
         }
     }
 }

@@ -52,9 +52,18 @@ pub struct Common {
     #[arg(long, env = "{BANK}_CONSUMER_GROUP")]
     pub consumer_group: String,
 
-    /// The other bank's base URL: its feed and status endpoint.
+    /// The other bank's base URL: its feed and query interface (http:// or https://).
     #[arg(long, env = "{BANK}_{PEER}_URL")]
     pub peer_url: String,
+    /// A PEM file of CA certificates trusted for an https:// peer URL, beside the system's
+    /// (a private CA).
+    #[arg(long, env = "{BANK}_{PEER}_CA_FILE")]
+    pub peer_ca_file: Option<PathBuf>,
+    /// A message whose transfer the other bank does not know is quarantined once it is this
+    /// old (e.g. 60s); younger, it waits for the other bank's word. Only a replayed message
+    /// can name a transfer its sender does not have.
+    #[arg(long, env = "{BANK}_PROOF_HORIZON", default_value = "60s", value_parser = parse_duration)]
+    pub proof_horizon: Duration,
     /// How often the reconciler reads the other bank's feed (e.g. 30s, 5m; 0 = only on demand).
     #[arg(long, env = "{BANK}_RECONCILE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub reconcile_interval: Duration,

@@ -305,18 +305,9 @@ async fn feed(State(state): State<AppState>, FeedRequest { after, limit }: FeedR
     ))]
 async fn proofs(State(state): State<AppState>, Question(q): Question) -> Result<Response> {
     let rows = store::transfers_of(&state.shared.db.read, &q.tx_nos).await?;
-    let entries = rows.iter().filter_map(proof_entry).collect();
+    let entries = rows
+        .iter()
+        .filter_map(|t| ProofEntry::of_row(&t.tx_no, t.status.as_str(), &t.from_account, &t.to_account, t.amount))
+        .collect();
     Ok(answer(&state, &q, entries))
-}
-
-/// A transfer row as an entry of a proof (`None` if bank1's own row does not parse, which it
-/// always does).
-fn proof_entry(t: &store::TransferRow) -> Option<ProofEntry> {
-    Some(ProofEntry {
-        tx_no: TxNo::parse(&t.tx_no).ok()?,
-        status: t.status.as_str().to_owned(),
-        from_account: common::domain::ids::AccountNo::parse(&t.from_account).ok()?,
-        to_account: common::domain::ids::AccountNo::parse(&t.to_account).ok()?,
-        amount: common::domain::money::Amount::from_minor(t.amount)?,
-    })
 }

@@ -6,8 +6,6 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use common::domain::ids::{AccountNo, TxNo};
-use common::domain::money::Amount;
 use common::domain::proof::{ProofAnswer, ProofEntry, ProofRequest};
 use common::service::error::ErrorBody;
 use common::service::feed::{FeedQuery, FeedRequest, Page, RejectionEntry};
@@ -66,17 +64,9 @@ async fn feed(State(state): State<AppState>, FeedRequest { after, limit }: FeedR
     ))]
 async fn proofs(State(state): State<AppState>, Question(q): Question) -> Result<Response> {
     let rows = store::applied_of(&state.shared.db.read, &q.tx_nos).await?;
-    let entries = rows.iter().filter_map(proof_entry).collect();
+    let entries = rows
+        .iter()
+        .filter_map(|a| ProofEntry::of_row(&a.tx_no, a.outcome.as_str(), &a.from_account, &a.to_account, a.amount))
+        .collect();
     Ok(answer(&state, &q, entries))
-}
-
-/// An applied row as an entry of a proof (`None` if bank2's own row does not parse).
-fn proof_entry(a: &store::Applied) -> Option<ProofEntry> {
-    Some(ProofEntry {
-        tx_no: TxNo::parse(&a.tx_no).ok()?,
-        status: a.outcome.as_str().to_owned(),
-        from_account: AccountNo::parse(&a.from_account).ok()?,
-        to_account: AccountNo::parse(&a.to_account).ok()?,
-        amount: Amount::from_minor(a.amount)?,
-    })
 }

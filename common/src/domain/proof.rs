@@ -50,6 +50,20 @@ pub struct ProofEntry {
     pub amount: Amount,
 }
 
+impl ProofEntry {
+    /// An entry from a bank's stored row (`None` if the row does not parse, which a bank's own
+    /// rows always do).
+    pub fn of_row(tx_no: &str, status: &str, from: &str, to: &str, amount_minor: i64) -> Option<Self> {
+        Some(Self {
+            tx_no: TxNo::parse(tx_no).ok()?,
+            status: status.to_owned(),
+            from_account: AccountNo::parse(from).ok()?,
+            to_account: AccountNo::parse(to).ok()?,
+            amount: Amount::from_minor(amount_minor)?,
+        })
+    }
+}
+
 /// The signed answer: an entry for each tx_no the bank has (none for one it never saw).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProofAnswer {

@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 
+use crate::domain::page::Page;
 use crate::domain::proof::{ProofAnswer, ProofRequest, SIGNATURE_HEADER};
 use crate::domain::signing::PeerKeys;
 use crate::infra::metrics::Metrics;
 use crate::infra::token::Token;
-use crate::service::feed::Page;
 
 /// Why the other bank did not answer usefully.
 #[derive(Debug, thiserror::Error)]
